@@ -1,0 +1,77 @@
+"""Model fields that keep their value encrypted at rest (Fernet, keys from settings.FIELD_ENCRYPTION_KEYS).
+
+The first key encrypts; every key decrypts, so keys rotate by prepending a new one.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from typing import Any
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.db import models
+
+_PREFIX = "fernet:"
+
+
+@lru_cache(maxsize=4)
+def _fernet(keys: tuple[str, ...]) -> MultiFernet:
+    if not keys:
+        raise ImproperlyConfigured("FIELD_ENCRYPTION_KEYS is empty: no key to encrypt credentials with")
+    return MultiFernet([Fernet(key.encode()) for key in keys])
+
+
+def fernet() -> MultiFernet:
+    return _fernet(tuple(settings.FIELD_ENCRYPTION_KEYS))
+
+
+def encrypt_text(value: str) -> str:
+    return _PREFIX + fernet().encrypt(value.encode()).decode()
+
+
+def decrypt_text(stored: str) -> str:
+    if not stored.startswith(_PREFIX):
+        raise ImproperlyConfigured("an encrypted field holds a value that was not encrypted")
+    try:
+        return fernet().decrypt(stored[len(_PREFIX) :].encode()).decode()
+    except InvalidToken as exc:
+        raise ImproperlyConfigured("no key in FIELD_ENCRYPTION_KEYS decrypts a stored secret") from exc
+
+
+class EncryptedTextField(models.TextField):
+    """A string that is stored encrypted; "" is stored as "" so that "no secret" stays visible."""
+
+    def from_db_value(self, value: str | None, expression: Any, connection: Any) -> str | None:
+        if not value:
+            return value
+        return decrypt_text(value)
+
+    def get_prep_value(self, value: Any) -> Any:
+        value = super().get_prep_value(value)
+        if not value:
+            return value
+        return encrypt_text(str(value))
+
+
+class EncryptedJSONField(models.TextField):
+    """A JSON object stored encrypted as a whole."""
+
+    def from_db_value(self, value: str | None, expression: Any, connection: Any) -> dict[str, Any]:
+        if not value:
+            return {}
+        return dict(json.loads(decrypt_text(value)))
+
+    def to_python(self, value: Any) -> dict[str, Any]:
+        if isinstance(value, dict):
+            return value
+        if not value:
+            return {}
+        return dict(json.loads(value))
+
+    def get_prep_value(self, value: Any) -> Any:
+        if not value:
+            return ""
+        return encrypt_text(json.dumps(value, sort_keys=True))

@@ -1,0 +1,121 @@
+"""Sales channels, the inbound-event inbox and the append-only audit trail."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.contrib.contenttypes.models import ContentType
+from django.db import models
+from django.db.models import Q
+
+from oms.core.fields import EncryptedJSONField, EncryptedTextField
+
+
+class SalesChannel(models.Model):
+    """One storefront we sell on. Credentials and webhook secrets are encrypted at rest."""
+
+    kind = models.CharField(max_length=32, help_text="Adapter kind, e.g. shopify")
+    name = models.CharField(max_length=120)
+    slug = models.SlugField(max_length=64, unique=True, help_text="Appears in the webhook URL")
+    active = models.BooleanField(default=True)
+    api_base_url = models.URLField(max_length=300, blank=True)
+    options = models.JSONField(default=dict, blank=True, help_text="Non-secret settings, e.g. shop_domain")
+    credentials = EncryptedJSONField(blank=True, default=dict)
+    webhook_secret = EncryptedTextField(blank=True, default="")
+    webhook_secret_previous = EncryptedTextField(
+        blank=True, default="", help_text="Still accepted while the channel rotates to the new secret"
+    )
+    orders_synced_until = models.DateTimeField(
+        null=True, blank=True, help_text="Backfill cursor: orders updated before this time are in"
+    )
+    backfill_every_minutes = models.PositiveIntegerField(default=15)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        permissions = [("access_channel", "Can work with this channel's orders")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def webhook_secrets(self) -> list[str]:
+        return [s for s in (self.webhook_secret, self.webhook_secret_previous) if s]
+
+
+class InboundEvent(models.Model):
+    """A webhook delivery, stored before it is acknowledged; unique per channel and the channel's event id."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        PROCESSED = "processed", "Processed"
+        DEFERRED = "deferred", "Stored for later"
+        IGNORED = "ignored", "Ignored"
+        FAILED = "failed", "Failed"
+
+    channel = models.ForeignKey(SalesChannel, on_delete=models.PROTECT, related_name="inbound_events")
+    event_key = models.CharField(max_length=191)
+    topic = models.CharField(max_length=100)
+    resource_id = models.CharField(max_length=64, blank=True)
+    body = models.TextField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    received_at = models.DateTimeField(auto_now_add=True)
+    enqueued_at = models.DateTimeField(null=True, blank=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["channel", "event_key"], name="inbound_event_once_per_channel")
+        ]
+        indexes = [models.Index(fields=["status", "received_at"], name="inbound_event_status_age")]
+        ordering = ["-received_at"]
+
+    def __str__(self) -> str:
+        return f"{self.channel_id}:{self.event_key}"
+
+
+class AuditEntryQuerySet(models.QuerySet["AuditEntry"]):
+    def update(self, **kwargs: Any) -> int:
+        raise TypeError("the audit trail is append-only")
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        raise TypeError("the audit trail is append-only")
+
+
+class AuditEntry(models.Model):
+    """Who did what to which object, with the state before and after. Never updated, never deleted."""
+
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    actor_label = models.CharField(max_length=150, help_text="The user, or the system part that acted")
+    verb = models.CharField(max_length=64)
+    content_type = models.ForeignKey(ContentType, null=True, blank=True, on_delete=models.PROTECT)
+    object_id = models.CharField(max_length=64, blank=True)
+    object_repr = models.CharField(max_length=200, blank=True)
+    before = models.JSONField(default=dict, blank=True)
+    after = models.JSONField(default=dict, blank=True)
+    reason = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    objects = AuditEntryQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["content_type", "object_id", "created_at"], name="audit_object_time")]
+        verbose_name_plural = "audit entries"
+        constraints = [models.CheckConstraint(condition=~Q(verb=""), name="audit_entry_has_verb")]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M} {self.actor_label} {self.verb} {self.object_repr}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.pk is not None:
+            raise TypeError("the audit trail is append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        raise TypeError("the audit trail is append-only")

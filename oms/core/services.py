@@ -1,0 +1,116 @@
+"""Writes of the core: the audit trail and sales-channel configuration."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.contenttypes.models import ContentType
+from django.db import models, transaction
+
+from oms.core.models import AuditEntry, SalesChannel
+
+Actor = AbstractBaseUser | AnonymousUser | None
+
+
+def actor_label_for(actor: Actor, *, system: str = "system") -> str:
+    if actor is None or not getattr(actor, "is_authenticated", False):
+        return system
+    return str(actor.get_username())
+
+
+def audit_record(
+    *,
+    actor: Actor,
+    verb: str,
+    obj: models.Model | None,
+    before: Mapping[str, Any] | None = None,
+    after: Mapping[str, Any] | None = None,
+    reason: str = "",
+    system: str = "system",
+) -> AuditEntry:
+    """Append one row to the audit trail; call it inside the transaction that made the change."""
+    user = actor if actor is not None and getattr(actor, "is_authenticated", False) else None
+    return AuditEntry.objects.create(
+        actor=user,
+        actor_label=actor_label_for(actor, system=system),
+        verb=verb,
+        content_type=ContentType.objects.get_for_model(obj) if obj is not None else None,
+        object_id=str(obj.pk) if obj is not None else "",
+        object_repr=str(obj)[:200] if obj is not None else "",
+        before=dict(before or {}),
+        after=dict(after or {}),
+        reason=reason,
+    )
+
+
+def _channel_snapshot(channel: SalesChannel) -> dict[str, Any]:
+    # Secrets are never written to the audit trail: only whether they are set.
+    return {
+        "kind": channel.kind,
+        "name": channel.name,
+        "active": channel.active,
+        "api_base_url": channel.api_base_url,
+        "options": dict(channel.options),
+        "credentials": sorted(channel.credentials),
+        "webhook_secret_set": bool(channel.webhook_secret),
+        "previous_secret_set": bool(channel.webhook_secret_previous),
+    }
+
+
+@transaction.atomic
+def channel_save(
+    *,
+    kind: str,
+    slug: str,
+    name: str,
+    api_base_url: str,
+    options: Mapping[str, str],
+    credentials: Mapping[str, str],
+    webhook_secret: str | None,
+    active: bool | None = None,
+    actor: Actor = None,
+) -> tuple[SalesChannel, bool]:
+    """Create or update a channel by slug. A new webhook secret keeps the old one as previous (rotation)."""
+    channel = SalesChannel.objects.select_for_update().filter(slug=slug).first()
+    created = channel is None
+    if channel is None:
+        channel = SalesChannel(slug=slug, kind=kind)
+        before: dict[str, Any] = {}
+    else:
+        if channel.kind != kind:
+            raise ValueError(f"channel {slug!r} is a {channel.kind} channel, not {kind}")
+        before = _channel_snapshot(channel)
+    channel.name = name
+    if api_base_url:
+        channel.api_base_url = api_base_url
+    channel.options = {**channel.options, **options}
+    channel.credentials = {**channel.credentials, **credentials}
+    if webhook_secret and webhook_secret != channel.webhook_secret:
+        channel.webhook_secret_previous = channel.webhook_secret
+        channel.webhook_secret = webhook_secret
+    if active is not None:
+        channel.active = active
+    channel.full_clean()
+    channel.save()
+    audit_record(
+        actor=actor,
+        verb="channel.create" if created else "channel.update",
+        obj=channel,
+        before=before,
+        after=_channel_snapshot(channel),
+        system="manage.py add_channel",
+    )
+    return channel, created
+
+
+@transaction.atomic
+def channel_end_secret_rotation(*, channel: SalesChannel, actor: Actor) -> SalesChannel:
+    """Stop accepting the previous webhook secret."""
+    channel = SalesChannel.objects.select_for_update().get(pk=channel.pk)
+    if channel.webhook_secret_previous:
+        channel.webhook_secret_previous = ""
+        channel.save(update_fields=["webhook_secret_previous", "updated_at"])
+        audit_record(actor=actor, verb="channel.secret_rotation_ended", obj=channel)
+    return channel

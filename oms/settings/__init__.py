@@ -1,0 +1,1 @@
+"""One settings module per situation: base (shared), local, test, production."""

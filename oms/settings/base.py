@@ -1,0 +1,163 @@
+"""Settings shared by every situation, read from the environment (django-environ).
+
+Secrets and hosts come from the environment; nothing here may hold a real credential.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+SECRET_KEY = env.str("SECRET_KEY", default="")
+DEBUG = env.bool("DEBUG", default=False)
+ALLOWED_HOSTS: list[str] = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
+CSRF_TRUSTED_ORIGINS: list[str] = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "django_htmx",
+    "django_rq",
+    "guardian",
+    "oms.core",
+    "oms.orders",
+    "reporting",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "oms.urls"
+WSGI_APPLICATION = "oms.wsgi.application"
+ASGI_APPLICATION = "oms.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "oms.core.context_processors.navigation",
+            ],
+        },
+    },
+]
+
+
+def database_from_env(url: str) -> dict[str, object]:
+    """DATABASE_URL → Django's dict, with the options each engine needs to be safe under concurrency."""
+    db = environ.Env.db_url_config(url)
+    engine = str(db["ENGINE"])
+    options = dict(db.get("OPTIONS", {}))  # type: ignore[call-overload]
+    if "mysql" in engine:
+        options.setdefault("charset", "utf8mb4")
+        # READ COMMITTED: locking reads see rows other transactions committed, so upserts that lose a
+        # unique-key race can re-read the winner's row.
+        options.setdefault("isolation_level", "read committed")
+        options.setdefault("init_command", "SET sql_mode='STRICT_TRANS_TABLES'")
+    elif "sqlite" in engine:
+        # IMMEDIATE takes the write lock at BEGIN, so concurrent writers queue instead of failing.
+        options.setdefault("transaction_mode", "IMMEDIATE")
+        options.setdefault("timeout", 20)
+        options.setdefault("init_command", "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
+    db["OPTIONS"] = options
+    db.setdefault("CONN_MAX_AGE", 60)
+    db["CONN_HEALTH_CHECKS"] = True
+    return db  # type: ignore[return-value]
+
+
+DATABASE_URL = env.str("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
+DATABASES = {"default": database_from_env(DATABASE_URL)}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Redis: unset means every queue runs its jobs inline (the embedded default needs no server).
+REDIS_URL = env.str("REDIS_URL", default="")
+OMS_JOBS_INLINE = not REDIS_URL
+_rq_queue = (
+    {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 600}
+    if REDIS_URL
+    else {"URL": "redis://127.0.0.1:6379/0", "ASYNC": False, "DEFAULT_TIMEOUT": 600}
+)
+# high: stock fan-out and anything a customer waits on; default: order intake; low: backfills, sweeps.
+RQ_QUEUES = {name: dict(_rq_queue) for name in ("high", "default", "low")}
+RQ = {"COMMIT_MODE": "auto"}  # we enqueue explicitly in transaction.on_commit (oms.core.jobs)
+RQ_SHOW_ADMIN_LINK = True
+
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "guardian.backends.ObjectPermissionBackend",
+]
+GUARDIAN_RAISE_403 = True
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env.str("TIME_ZONE", default="UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = env.str("STATIC_ROOT", default=str(BASE_DIR / "var" / "staticfiles"))
+MEDIA_URL = "media/"
+MEDIA_ROOT = env.str("MEDIA_ROOT", default=str(BASE_DIR / "var" / "media"))
+
+EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
+vars().update(EMAIL_CONFIG)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="OMS <oms@localhost>")
+SERVER_EMAIL = env.str("SERVER_EMAIL", default=DEFAULT_FROM_EMAIL)
+
+# Keys for credentials and webhook secrets at rest (Fernet, url-safe base64 of 32 bytes). The first one
+# encrypts; all of them decrypt, so a key can be rotated by prepending a new one.
+FIELD_ENCRYPTION_KEYS: list[str] = env.list("FIELD_ENCRYPTION_KEYS", default=[])
+
+# Webhook intake
+WEBHOOK_MAX_BODY_BYTES = 1024 * 1024
+# An inbox row still pending after this long was never picked up (Redis was down): the sweeper re-enqueues it.
+INBOX_SWEEP_AFTER_SECONDS = env.int("INBOX_SWEEP_AFTER_SECONDS", default=120)
+INBOX_MAX_ATTEMPTS = 8
+ORDER_BACKFILL_OVERLAP_SECONDS = 300
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {"rq.worker": {"level": "WARNING"}},
+}
