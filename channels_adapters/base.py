@@ -25,25 +25,25 @@ class ChannelError(Exception):
             self.retryable = retryable
 
 
-class InvalidSignature(ChannelError):  # noqa: N818 - the contract's own name
+class InvalidSignature(ChannelError):
     """The webhook's signature does not match any of the channel's secrets."""
 
     retryable = False
 
 
-class InvalidPayload(ChannelError):  # noqa: N818
+class InvalidPayload(ChannelError):
     """The payload is not what the channel sends for this topic (missing or malformed fields)."""
 
     retryable = False
 
 
-class AuthenticationFailed(ChannelError):  # noqa: N818
+class AuthenticationFailed(ChannelError):
     """The channel refused our credentials."""
 
     retryable = False
 
 
-class Throttled(ChannelError):  # noqa: N818
+class Throttled(ChannelError):
     """The channel's rate limit refused the call even after backing off."""
 
     retryable = True
@@ -53,7 +53,7 @@ class Throttled(ChannelError):  # noqa: N818
         self.retry_after = retry_after
 
 
-class NotSupported(ChannelError):  # noqa: N818
+class NotSupported(ChannelError):
     """An optional operation this channel does not offer."""
 
     retryable = False
@@ -160,10 +160,19 @@ class ChannelOrder:
 
 
 @dataclass(frozen=True, slots=True)
+class RejectedRecord:
+    """A record of a page that could not be mapped; the rest of the page still counts."""
+
+    external_id: str
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
 class OrderPage:
     orders: tuple[ChannelOrder, ...]
     next_cursor: str | None  # None: this was the last page
     calls: int = 1  # API calls this page took, throttled retries included
+    rejected: tuple[RejectedRecord, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ ADAPTERS: dict[str, type[ChannelAdapter]] = {
 }
 
 
-class UnknownChannelKind(KeyError):  # noqa: N818
+class UnknownChannelKind(KeyError):
     pass
 
 

@@ -36,11 +36,18 @@ class SalesChannelFactory(factory.django.DjangoModelFactory):
     webhook_secret = WEBHOOK_SECRET
 
 
-def staff_user(role: str, *, username: str | None = None, channels: list[SalesChannel] | None = None,
-               all_channels: bool = False, password: str = "pw-for-tests-only") -> User:
+def staff_user(
+    role: str,
+    *,
+    username: str | None = None,
+    channels: list[SalesChannel] | None = None,
+    all_channels: bool = False,
+    password: str = "pw-for-tests-only",
+) -> User:
     """A user in one role group. Managers see only `channels` unless `all_channels`."""
-    user = User.objects.create_user(username=username or f"{role.lower()}-{next(_ids)}", password=password,
-                                    is_staff=role == "Admin")
+    user = User.objects.create_user(
+        username=username or f"{role.lower()}-{next(_ids)}", password=password, is_staff=role == "Admin"
+    )
     user.groups.add(Group.objects.get(name=role))
     if role == "Admin" or all_channels:
         assign_perm("core.access_channel", user)
@@ -53,11 +60,28 @@ def channel_order(**overrides: Any) -> ChannelOrder:
     """A realistic ChannelOrder; every field can be overridden."""
     n = next(_ids)
     placed: datetime = overrides.pop("placed_at", timezone.now() - timedelta(hours=2))
-    lines = overrides.pop("lines", None) or (
-        ChannelLine(external_id=f"{n}01", sku="MUG-BLUE", title="Blue mug", quantity=2, unit_price=Decimal("12.50"),
-                    tax=Decimal("4.75")),
-        ChannelLine(external_id=f"{n}02", sku="TEE-M", title="T-shirt", variant_title="M", quantity=1,
-                    unit_price=Decimal("20.00"), tax=Decimal("3.80")),
+    lines = (
+        overrides.pop("lines")
+        if "lines" in overrides
+        else (
+            ChannelLine(
+                external_id=f"{n}01",
+                sku="MUG-BLUE",
+                title="Blue mug",
+                quantity=2,
+                unit_price=Decimal("12.50"),
+                tax=Decimal("4.75"),
+            ),
+            ChannelLine(
+                external_id=f"{n}02",
+                sku="TEE-M",
+                title="T-shirt",
+                variant_title="M",
+                quantity=1,
+                unit_price=Decimal("20.00"),
+                tax=Decimal("3.80"),
+            ),
+        )
     )
     values: dict[str, Any] = {
         "external_id": str(n * 1000),
@@ -73,11 +97,18 @@ def channel_order(**overrides: Any) -> ChannelOrder:
         "total": Decimal("58.55"),
         "lines": tuple(lines),
         "email": f"buyer{n}@example.com",
-        "customer": ChannelCustomer(external_id=str(n * 7), email=f"buyer{n}@example.com", first_name="Ada",
-                                    last_name=f"Buyer{n}"),
-        "shipping_address": ChannelAddress(name=f"Ada Buyer{n}", line1="Chestnut Street 92", city="Louisville",
-                                           region="KY", postal_code="40202", country_code="US",
-                                           phone="+1 502-555-0199"),
+        "customer": ChannelCustomer(
+            external_id=str(n * 7), email=f"buyer{n}@example.com", first_name="Ada", last_name=f"Buyer{n}"
+        ),
+        "shipping_address": ChannelAddress(
+            name=f"Ada Buyer{n}",
+            line1="Chestnut Street 92",
+            city="Louisville",
+            region="KY",
+            postal_code="40202",
+            country_code="US",
+            phone="+1 502-555-0199",
+        ),
         "shipping_method": "Standard",
     }
     values.update(overrides)

@@ -67,9 +67,7 @@ class InboundEvent(models.Model):
     last_error = models.TextField(blank=True)
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["channel", "event_key"], name="inbound_event_once_per_channel")
-        ]
+        constraints = [models.UniqueConstraint(fields=["channel", "event_key"], name="inbound_event_once_per_channel")]
         indexes = [models.Index(fields=["status", "received_at"], name="inbound_event_status_age")]
         ordering = ["-received_at"]
 

@@ -44,9 +44,7 @@ def enqueue_now(
 ) -> bool:
     """Enqueue at once; True when it was handed to the queue (or ran inline), False when Redis was unreachable."""
     try:
-        get_queue(queue).enqueue(
-            func, *args, job_id=job_id, retry=retry, at_front=at_front, job_timeout=job_timeout
-        )
+        get_queue(queue).enqueue(func, *args, job_id=job_id, retry=retry, at_front=at_front, job_timeout=job_timeout)
     except RedisError:
         logger.warning("could not enqueue %s%r on %s: Redis unreachable; a sweeper will retry", func, args, queue)
         return False

@@ -68,9 +68,7 @@ class CustomerNote(models.Model):
 class Address(models.Model):
     """A normalised postal address; immutable once stored (orders point at it), deduplicated per customer."""
 
-    customer = models.ForeignKey(
-        Customer, null=True, blank=True, on_delete=models.CASCADE, related_name="addresses"
-    )
+    customer = models.ForeignKey(Customer, null=True, blank=True, on_delete=models.CASCADE, related_name="addresses")
     fingerprint = models.CharField(max_length=64, help_text="sha256 of the normalised fields")
     name = models.CharField(max_length=200, blank=True)
     company = models.CharField(max_length=200, blank=True)
@@ -85,9 +83,7 @@ class Address(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["customer", "fingerprint"], name="address_once_per_customer")
-        ]
+        constraints = [models.UniqueConstraint(fields=["customer", "fingerprint"], name="address_once_per_customer")]
         verbose_name_plural = "addresses"
 
     def __str__(self) -> str:
@@ -140,9 +136,7 @@ class Order(models.Model):
     customer = models.ForeignKey(Customer, null=True, blank=True, on_delete=models.PROTECT, related_name="orders")
     email = models.EmailField(max_length=254, blank=True, db_index=True)
     phone = models.CharField(max_length=20, blank=True)
-    shipping_address = models.ForeignKey(
-        Address, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
-    )
+    shipping_address = models.ForeignKey(Address, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     billing_address = models.ForeignKey(Address, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     currency = models.CharField(max_length=3)
     subtotal = models.DecimalField(**MONEY)

@@ -109,8 +109,17 @@ class NormalizedAddress:
     problems: list[str] = field(default_factory=list)
 
     def fingerprint(self) -> str:
-        parts = (self.name, self.company, self.line1, self.line2, self.city, self.region, self.postal_code,
-                 self.country, self.phone)
+        parts = (
+            self.name,
+            self.company,
+            self.line1,
+            self.line2,
+            self.city,
+            self.region,
+            self.postal_code,
+            self.country,
+            self.phone,
+        )
         return hashlib.sha256("\x1f".join(p.casefold() for p in parts).encode()).hexdigest()
 
 

@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import json
 import logging
+import random
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from channels_adapters.base import ChannelAddress, ChannelError, ChannelOrder, InvalidPayload, WebhookEnvelope
@@ -40,6 +43,36 @@ from oms.orders.states import HOLDABLE, OPEN_STATES, IllegalTransition, base_sta
 logger = logging.getLogger(__name__)
 
 INBOX_JOB = "oms.orders.jobs.inbound_event_process"
+
+T = TypeVar("T")
+
+# MySQL/MariaDB: deadlock found; lock wait timeout.
+_RETRYABLE_DB_ERRORS = {1213, 1205}
+
+
+class ConcurrentInsert(Exception):
+    """Another transaction stored the same order first; the whole unit of work starts again."""
+
+
+def _retry_whole_transaction(work: Callable[[], T], *, attempts: int = 6) -> T:
+    """Run `work` (which opens its own transaction) again when it lost a race.
+
+    Continuing after a lost unique-key insert would upgrade InnoDB's shared lock on the duplicate to an
+    exclusive one, which deadlocks when several deliveries race; starting over finds the committed row and
+    locks it exclusively at once. Inside an outer transaction there is nothing to retry: errors propagate.
+    """
+    for attempt in range(attempts):
+        try:
+            return work()
+        except ConcurrentInsert:
+            if attempt == attempts - 1:
+                raise
+        except OperationalError as exc:
+            code = exc.args[0] if exc.args else None
+            if code not in _RETRYABLE_DB_ERRORS or attempt == attempts - 1:
+                raise
+        time.sleep(random.uniform(0.002, 0.02) * (attempt + 1))  # noqa: S311 - jitter, not crypto
+    raise AssertionError("unreachable")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -75,10 +108,23 @@ def _apply_transition(order: Order, target: str, *, actor: Actor, reason: str, s
     order.status = target
     order.save(update_fields=["status", "updated_at"])
     label = actor_label_for(actor, system=system)
-    _event(order, "status", f"{OrderStatus(before).label} → {OrderStatus(target).label}"
-           + (f": {reason}" if reason else ""), actor_label=label, before=before, after=target)
-    audit_record(actor=actor, verb="order.transition", obj=order, before={"status": before},
-                 after={"status": target}, reason=reason, system=system)
+    _event(
+        order,
+        "status",
+        f"{OrderStatus(before).label} → {OrderStatus(target).label}" + (f": {reason}" if reason else ""),
+        actor_label=label,
+        before=before,
+        after=target,
+    )
+    audit_record(
+        actor=actor,
+        verb="order.transition",
+        obj=order,
+        before={"status": before},
+        after={"status": target},
+        reason=reason,
+        system=system,
+    )
     return order
 
 
@@ -98,10 +144,21 @@ def _hold(order: Order, *, reason: str, note: str, actor: Actor, system: str) ->
     user = actor if actor is not None and getattr(actor, "is_authenticated", False) else None
     hold = OrderHold.objects.create(order=order, reason=reason, note=note, created_by=user)
     label = actor_label_for(actor, system=system)
-    _event(order, "hold", f"Held: {HoldReason(reason).label}" + (f" — {note}" if note else ""),
-           actor_label=label, reason=reason)
-    audit_record(actor=actor, verb="order.hold", obj=order, after={"reason": reason, "hold": hold.pk},
-                 reason=note, system=system)
+    _event(
+        order,
+        "hold",
+        f"Held: {HoldReason(reason).label}" + (f" — {note}" if note else ""),
+        actor_label=label,
+        reason=reason,
+    )
+    audit_record(
+        actor=actor,
+        verb="order.hold",
+        obj=order,
+        after={"reason": reason, "hold": hold.pk},
+        reason=note,
+        system=system,
+    )
     if order.status != OrderStatus.ON_HOLD:
         _apply_transition(order, OrderStatus.ON_HOLD, actor=actor, reason=HoldReason(reason).label, system=system)
     return hold
@@ -123,13 +180,25 @@ def _release(order: Order, holds: list[OrderHold], *, note: str, actor: Actor, s
         hold.released_by = user
         hold.release_note = note
         hold.save(update_fields=["released_at", "released_by", "release_note"])
-        _event(order, "release", f"Released: {hold.get_reason_display()}" + (f" — {note}" if note else ""),
-               actor_label=label, reason=hold.reason)
-        audit_record(actor=actor, verb="order.release", obj=order, before={"reason": hold.reason,
-                     "hold": hold.pk}, reason=note, system=system)
+        _event(
+            order,
+            "release",
+            f"Released: {hold.get_reason_display()}" + (f" — {note}" if note else ""),
+            actor_label=label,
+            reason=hold.reason,
+        )
+        audit_record(
+            actor=actor,
+            verb="order.release",
+            obj=order,
+            before={"reason": hold.reason, "hold": hold.pk},
+            reason=note,
+            system=system,
+        )
     if order.status == OrderStatus.ON_HOLD and not order.holds.filter(released_at__isnull=True).exists():
-        _apply_transition(order, base_status(order.payment_status), actor=actor, reason="all holds released",
-                          system=system)
+        _apply_transition(
+            order, base_status(order.payment_status), actor=actor, reason="all holds released", system=system
+        )
 
 
 @transaction.atomic
@@ -152,8 +221,7 @@ def _cancel(order: Order, *, actor: Actor, reason: str, system: str, when: datet
     order.cancelled_at = when or timezone.now()
     order.cancel_reason = reason[:200]
     order.save(update_fields=["cancelled_at", "cancel_reason", "updated_at"])
-    order.holds.filter(released_at__isnull=True).update(released_at=order.cancelled_at,
-                                                        release_note="order cancelled")
+    order.holds.filter(released_at__isnull=True).update(released_at=order.cancelled_at, release_note="order cancelled")
 
 
 @transaction.atomic
@@ -202,8 +270,9 @@ def _customer_for(channel: SalesChannel, co: ChannelOrder) -> Customer | None:
 
     customer = None
     if external_id:
-        identity = CustomerIdentity.objects.select_related("customer").filter(
-            channel=channel, external_id=external_id).first()
+        identity = (
+            CustomerIdentity.objects.select_related("customer").filter(channel=channel, external_id=external_id).first()
+        )
         customer = identity.customer if identity else None
     if customer is None and email:
         customer = Customer.objects.filter(email=email).first()
@@ -212,8 +281,7 @@ def _customer_for(channel: SalesChannel, co: ChannelOrder) -> Customer | None:
     if customer is None:
         try:
             with transaction.atomic():
-                customer = Customer.objects.create(email=email or None, phone=phone, first_name=first,
-                                                   last_name=last)
+                customer = Customer.objects.create(email=email or None, phone=phone, first_name=first, last_name=last)
         except IntegrityError:  # another delivery created the same e-mail a moment ago
             customer = Customer.objects.get(email=email)
     else:
@@ -230,8 +298,9 @@ def _customer_for(channel: SalesChannel, co: ChannelOrder) -> Customer | None:
     if external_id:
         try:
             with transaction.atomic():
-                CustomerIdentity.objects.get_or_create(channel=channel, external_id=external_id,
-                                                       defaults={"customer": customer})
+                CustomerIdentity.objects.get_or_create(
+                    channel=channel, external_id=external_id, defaults={"customer": customer}
+                )
         except IntegrityError:
             pass  # created concurrently for the same customer
     return customer
@@ -240,13 +309,27 @@ def _customer_for(channel: SalesChannel, co: ChannelOrder) -> Customer | None:
 def _address_for(customer: Customer | None, raw: ChannelAddress | None) -> Address | None:
     if raw is None:
         return None
-    norm = normalize_address(name=raw.name, company=raw.company, line1=raw.line1, line2=raw.line2,
-                             city=raw.city, region=raw.region, postal_code=raw.postal_code,
-                             country_code=raw.country_code, phone=raw.phone)
+    norm = normalize_address(
+        name=raw.name,
+        company=raw.company,
+        line1=raw.line1,
+        line2=raw.line2,
+        city=raw.city,
+        region=raw.region,
+        postal_code=raw.postal_code,
+        country_code=raw.country_code,
+        phone=raw.phone,
+    )
     fields = {
-        "name": norm.name[:200], "company": norm.company[:200], "line1": norm.line1[:255],
-        "line2": norm.line2[:255], "city": norm.city[:120], "region": norm.region[:120],
-        "postal_code": norm.postal_code[:20], "country": norm.country, "phone": norm.phone,
+        "name": norm.name[:200],
+        "company": norm.company[:200],
+        "line1": norm.line1[:255],
+        "line2": norm.line2[:255],
+        "city": norm.city[:120],
+        "region": norm.region[:120],
+        "postal_code": norm.postal_code[:20],
+        "country": norm.country,
+        "phone": norm.phone,
         "problems": norm.problems,
     }
     fingerprint = norm.fingerprint()
@@ -289,9 +372,14 @@ def _sync_lines(order: Order, co: ChannelOrder) -> bool:
     for cl in co.lines:
         seen.add(cl.external_id)
         values = {
-            "sku": cl.sku[:100], "title": cl.title[:255] or cl.sku or "(untitled)",
-            "variant_title": cl.variant_title[:255], "quantity": cl.quantity, "unit_price": cl.unit_price,
-            "tax": cl.tax, "discount": cl.discount, "requires_shipping": cl.requires_shipping,
+            "sku": cl.sku[:100],
+            "title": cl.title[:255] or cl.sku or "(untitled)",
+            "variant_title": cl.variant_title[:255],
+            "quantity": cl.quantity,
+            "unit_price": cl.unit_price,
+            "tax": cl.tax,
+            "discount": cl.discount,
+            "requires_shipping": cl.requires_shipping,
             "external_variant_id": cl.external_variant_id[:64],
         }
         line = existing.get(cl.external_id)
@@ -329,25 +417,46 @@ def _automatic_holds(order: Order, *, system: str) -> None:
     lines = list(order.lines.all())
     no_sku = [line.title for line in lines if line.requires_shipping and not line.sku]
     if no_sku:
-        _hold(order, reason=HoldReason.UNKNOWN_SKU, note=f"no SKU on: {', '.join(no_sku)[:400]}",
-              actor=None, system=system)
+        _hold(
+            order,
+            reason=HoldReason.UNKNOWN_SKU,
+            note=f"no SKU on: {', '.join(no_sku)[:400]}",
+            actor=None,
+            system=system,
+        )
     ships = any(line.requires_shipping for line in lines)
     address = order.shipping_address
     if ships and address is None:
         _hold(order, reason=HoldReason.ADDRESS_INVALID, note="no shipping address", actor=None, system=system)
     elif ships and address is not None and address.problems:
-        _hold(order, reason=HoldReason.ADDRESS_INVALID, note="; ".join(address.problems), actor=None,
-              system=system)
+        _hold(
+            order,
+            reason=HoldReason.ADDRESS_INVALID,
+            note="; ".join(address.problems),
+            actor=None,
+            system=system,
+        )
     elif address is not None and not address.problems:
         stale = list(order.holds.filter(reason=HoldReason.ADDRESS_INVALID, released_at__isnull=True))
         if stale:
             _release(order, stale, note="address corrected on the channel", actor=None, system=system)
 
 
-@transaction.atomic
 def order_ingest(*, channel: SalesChannel, co: ChannelOrder, source: str) -> IngestResult:
     """Upsert one channel order on (channel, external_id); an older payload never overwrites a newer one."""
     _validate_order(co)
+    if connection.in_atomic_block:
+        with transaction.atomic():
+            return _ingest(channel, co, source=source, outermost=False)
+
+    def work() -> IngestResult:
+        with transaction.atomic():
+            return _ingest(channel, co, source=source, outermost=True)
+
+    return _retry_whole_transaction(work)
+
+
+def _ingest(channel: SalesChannel, co: ChannelOrder, *, source: str, outermost: bool) -> IngestResult:
     system = f"{channel.slug}:{source}"
     order = Order.objects.select_for_update().filter(channel=channel, external_id=co.external_id).first()
     if order is None:
@@ -357,12 +466,20 @@ def order_ingest(*, channel: SalesChannel, co: ChannelOrder, source: str) -> Ing
         try:
             with transaction.atomic():
                 order = Order.objects.create(
-                    channel=channel, external_id=co.external_id, status=status, customer=customer,
+                    channel=channel,
+                    external_id=co.external_id,
+                    status=status,
+                    customer=customer,
                     shipping_address=_address_for(customer, co.shipping_address),
                     billing_address=_address_for(customer, co.billing_address),
-                    cancelled_at=co.cancelled_at, cancel_reason=co.cancel_reason[:200], **fields)
+                    cancelled_at=co.cancelled_at,
+                    cancel_reason=co.cancel_reason[:200],
+                    **fields,
+                )
         except IntegrityError:
-            # A concurrent delivery of the same order won the insert; continue as an update of its row.
+            # A concurrent delivery of the same order won the insert.
+            if outermost:
+                raise ConcurrentInsert(co.external_id) from None
             order = Order.objects.select_for_update().get(channel=channel, external_id=co.external_id)
         else:
             _sync_lines(order, co)
@@ -400,23 +517,48 @@ def _order_update(order: Order, channel: SalesChannel, co: ChannelOrder, *, sour
     # What the channel says may move the order: a cancellation, or the payment it was waiting for.
     if co.cancelled_at and order.status != OrderStatus.CANCELLED:
         if can_transition(order.status, OrderStatus.CANCELLED):
-            _cancel(order, actor=None, reason=co.cancel_reason or "cancelled on the channel", system=system,
-                    when=co.cancelled_at)
+            _cancel(
+                order,
+                actor=None,
+                reason=co.cancel_reason or "cancelled on the channel",
+                system=system,
+                when=co.cancelled_at,
+            )
         else:
-            _event(order, "warning", f"Cancelled on {channel.name} but already {order.get_status_display()}",
-                   actor_label=system)
+            _event(
+                order,
+                "warning",
+                f"Cancelled on {channel.name} but already {order.get_status_display()}",
+                actor_label=system,
+            )
     elif order.status == OrderStatus.PENDING_PAYMENT and base_status(order.payment_status) == OrderStatus.READY:
-        _apply_transition(order, OrderStatus.READY, actor=None, reason=f"payment {order.payment_status}",
-                          system=system)
+        _apply_transition(order, OrderStatus.READY, actor=None, reason=f"payment {order.payment_status}", system=system)
     elif order.status == OrderStatus.READY and base_status(order.payment_status) == OrderStatus.PENDING_PAYMENT:
-        _apply_transition(order, OrderStatus.PENDING_PAYMENT, actor=None,
-                          reason=f"payment {order.payment_status}", system=system)
+        _apply_transition(
+            order,
+            OrderStatus.PENDING_PAYMENT,
+            actor=None,
+            reason=f"payment {order.payment_status}",
+            system=system,
+        )
 
     if changed_fields:
-        _event(order, "updated", f"Updated from {channel.name} ({source}): {', '.join(sorted(set(changed_fields)))}",
-               actor_label=system, fields=sorted(set(changed_fields)))
-        audit_record(actor=None, verb="order.update", obj=order, before=before, after=_snapshot(order),
-                     reason=source, system=system)
+        _event(
+            order,
+            "updated",
+            f"Updated from {channel.name} ({source}): {', '.join(sorted(set(changed_fields)))}",
+            actor_label=system,
+            fields=sorted(set(changed_fields)),
+        )
+        audit_record(
+            actor=None,
+            verb="order.update",
+            obj=order,
+            before=before,
+            after=_snapshot(order),
+            reason=source,
+            system=system,
+        )
         _automatic_holds(order, system=system)
     return IngestResult(order=order, created=False, changed=bool(changed_fields))
 
@@ -431,8 +573,13 @@ def inbound_event_store(*, channel: SalesChannel, envelope: WebhookEnvelope, bod
     try:
         with transaction.atomic():
             event = InboundEvent.objects.create(
-                channel=channel, event_key=envelope.event_id[:191], topic=envelope.topic[:100],
-                resource_id=envelope.resource_id[:64], body=body, enqueued_at=now)
+                channel=channel,
+                event_key=envelope.event_id[:191],
+                topic=envelope.topic[:100],
+                resource_id=envelope.resource_id[:64],
+                body=body,
+                enqueued_at=now,
+            )
             enqueue_after_commit(INBOX_JOB, event.pk, queue="default", job_id=f"inbox-{event.pk}")
     except IntegrityError:
         return InboundEvent.objects.get(channel=channel, event_key=envelope.event_id[:191]), False
@@ -441,6 +588,10 @@ def inbound_event_store(*, channel: SalesChannel, envelope: WebhookEnvelope, bod
 
 def inbound_event_process(*, event_id: int) -> str:
     """Turn a stored delivery into an order. Safe to run twice: a processed event is left alone."""
+    return _retry_whole_transaction(lambda: _inbound_event_process(event_id))
+
+
+def _inbound_event_process(event_id: int) -> str:
     with transaction.atomic():
         event = InboundEvent.objects.select_for_update().select_related("channel").get(pk=event_id)
         if event.status != InboundEvent.Status.PENDING:
@@ -451,7 +602,9 @@ def inbound_event_process(*, event_id: int) -> str:
             try:
                 payload = json.loads(event.body)
                 co = adapter.parse_order(payload)
-                order_ingest(channel=event.channel, co=co, source=f"webhook {event.topic}")
+                _validate_order(co)
+                with transaction.atomic():
+                    _ingest(event.channel, co, source=f"webhook {event.topic}", outermost=True)
             except (InvalidPayload, ValueError) as exc:
                 # Permanent: the body will not parse better next time. Kept, visible, healed by backfill.
                 event.status = InboundEvent.Status.FAILED
@@ -500,7 +653,8 @@ def inbox_sweep() -> int:
     cutoff = timezone.now() - timedelta(seconds=settings.INBOX_SWEEP_AFTER_SECONDS)
     waiting = list(
         InboundEvent.objects.filter(status=InboundEvent.Status.PENDING, enqueued_at__lt=cutoff)
-        .order_by("received_at").values_list("pk", flat=True)[:5000]
+        .order_by("received_at")
+        .values_list("pk", flat=True)[:5000]
     )
     if not waiting:
         return 0
@@ -508,7 +662,12 @@ def inbox_sweep() -> int:
     swept = 0
     for pk in waiting:
         job = queue.fetch_job(f"inbox-{pk}") if not settings.OMS_JOBS_INLINE else None
-        if job is not None and job.get_status(refresh=False) in ("queued", "started", "scheduled", "deferred"):
+        if job is not None and job.get_status(refresh=False) in (
+            "queued",
+            "started",
+            "scheduled",
+            "deferred",
+        ):
             continue
         if enqueue_now(INBOX_JOB, pk, queue="default", job_id=f"inbox-{pk}"):
             InboundEvent.objects.filter(pk=pk).update(enqueued_at=timezone.now())
@@ -522,12 +681,16 @@ def inbox_sweep() -> int:
 # Backfill
 
 
-class SyncAlreadyRunning(RuntimeError):  # noqa: N818
+class SyncAlreadyRunning(RuntimeError):
     pass
 
 
 def channel_sync_orders(
-    *, channel: SalesChannel, since: datetime | None = None, trigger: str = "schedule", max_pages: int = 10_000
+    *,
+    channel: SalesChannel,
+    since: datetime | None = None,
+    trigger: str = "schedule",
+    max_pages: int = 10_000,
 ) -> SyncRun:
     """Pull every order updated since the saved cursor (or `since`), page by page, saving the cursor as it goes."""
     lock_key = f"sync-orders-{channel.pk}"
@@ -541,8 +704,9 @@ def channel_sync_orders(
 
 def _sync(*, channel: SalesChannel, since: datetime | None, trigger: str, max_pages: int) -> SyncRun:
     overlap = timedelta(seconds=settings.ORDER_BACKFILL_OVERLAP_SECONDS)
-    start_from = since if since is not None else (
-        channel.orders_synced_until - overlap if channel.orders_synced_until else None)
+    start_from = (
+        since if since is not None else (channel.orders_synced_until - overlap if channel.orders_synced_until else None)
+    )
     run = SyncRun.objects.create(channel=channel, trigger=trigger, since=start_from)
     adapter = adapter_for_channel(channel)
     cursor: str | None = None
@@ -565,11 +729,14 @@ def _sync(*, channel: SalesChannel, since: datetime | None, trigger: str, max_pa
                 run.updated += result.changed and not result.created
                 if newest is None or co.updated_at > newest:
                     newest = co.updated_at
+            for rejected in page.rejected:
+                run.records += 1
+                run.error_count += 1
+                run.errors = [*run.errors, f"order {rejected.external_id}: {rejected.error}"][-50:]
             if newest is not None and newest != channel.orders_synced_until:
                 SalesChannel.objects.filter(pk=channel.pk).update(orders_synced_until=newest)
                 channel.orders_synced_until = newest
-            run.save(update_fields=["pages", "api_calls", "records", "created", "updated", "error_count",
-                                    "errors"])
+            run.save(update_fields=["pages", "api_calls", "records", "created", "updated", "error_count", "errors"])
             cursor = page.next_cursor
             if cursor is None:
                 break
@@ -591,7 +758,10 @@ def backfills_due(*, now: datetime | None = None) -> list[int]:
         last = channel.sync_runs.order_by("-started_at").values_list("started_at", flat=True).first()
         if last is None or last <= now - timedelta(minutes=channel.backfill_every_minutes):
             due.append(channel.pk)
-            enqueue_now("oms.orders.jobs.channel_sync_orders", channel.pk, queue="low",
-                        job_id=f"sync-orders-{channel.pk}")
+            enqueue_now(
+                "oms.orders.jobs.channel_sync_orders",
+                channel.pk,
+                queue="low",
+                job_id=f"sync-orders-{channel.pk}",
+            )
     return due
-

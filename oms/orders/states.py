@@ -23,7 +23,7 @@ HOLDABLE = frozenset({S.PENDING_PAYMENT, S.READY, S.ON_HOLD, S.PICKING, S.PACKED
 OPEN_STATES = frozenset({S.PENDING_PAYMENT, S.READY, S.ON_HOLD, S.PICKING, S.PACKED})
 
 
-class IllegalTransition(ValueError):  # noqa: N818
+class IllegalTransition(ValueError):
     """The state table does not allow this move."""
 
 

@@ -3,7 +3,7 @@
 from django.core.exceptions import ImproperlyConfigured
 
 from oms.settings.base import *  # noqa: F403
-from oms.settings.base import FIELD_ENCRYPTION_KEYS, SECRET_KEY, env
+from oms.settings.base import FIELD_ENCRYPTION_KEYS, MIDDLEWARE, SECRET_KEY, env
 
 DEBUG = False
 if not SECRET_KEY or len(SECRET_KEY) < 50:
@@ -23,7 +23,9 @@ SECURE_HSTS_PRELOAD = True
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+# Static files straight from gunicorn, compressed and cache-busted (collectstatic at deploy).
+MIDDLEWARE = [MIDDLEWARE[0], "whitenoise.middleware.WhiteNoiseMiddleware", *MIDDLEWARE[1:]]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.ManifestStaticFilesStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }

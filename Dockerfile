@@ -1,0 +1,19 @@
+# The OMS image: one image for web (gunicorn), worker (rqworker) and cron (rqcron).
+FROM python:3.11-slim-bookworm
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends build-essential pkg-config default-libmysqlclient-dev \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY oms ./oms
+COPY channels_adapters ./channels_adapters
+COPY reporting ./reporting
+RUN pip install --no-cache-dir ".[mysql]"
+COPY . .
+RUN useradd --system --home /app oms && mkdir -p /app/var && chown -R oms /app/var
+USER oms
+ENV DJANGO_SETTINGS_MODULE=oms.settings.production
+EXPOSE 8000
+CMD ["gunicorn", "oms.wsgi", "--bind", "0.0.0.0:8000", "--workers", "2", "--worker-class", "gthread", "--threads", "4"]

@@ -1,0 +1,184 @@
+"""Webhook intake under load: gunicorn on 127.0.0.1 against MariaDB and Redis, signed Shopify deliveries at a
+fixed rate from a separate process; then RQ workers drain the inbox.
+
+Prints deliveries/s, p50/p95/p99 acknowledgement latency, errors, duplicates answered, and orders stored once
+after the drain (with the drain rate). Usage:
+
+    .venv/bin/python bench/webhook_ingest.py [--rate 300] [--seconds 20] [--duplicates 0.05] [--workers 2]
+
+Needs MariaDB on 127.0.0.1:3306 (root, no password) and Redis on 127.0.0.1:6379; uses its own database
+`oms_bench_ingest` and Redis db 3, both wiped at the start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import multiprocessing as mp
+import sys
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench._harness import (
+    bench_env,
+    flush_redis,
+    gunicorn,
+    manage,
+    percentile,
+    reset_mysql_database,
+    rq_workers,
+)
+from tests.emulators.shopify import order_payload, webhook_delivery
+
+DATABASE_URL = "mysql://root@127.0.0.1:3306/oms_bench_ingest"
+REDIS_URL = "redis://127.0.0.1:6379/3"
+SECRET = "bench-webhook-secret"
+SHOP = "bench-shop.myshopify.com"
+
+
+def build_deliveries(count: int, duplicate_share: float) -> list[tuple[dict[str, str], bytes]]:
+    deliveries = []
+    for i in range(count):
+        payload = order_payload(id=7_000_000_000 + i, name=f"#B{i}", order_number=100_000 + i)
+        deliveries.append(webhook_delivery("orders/create", payload, SECRET, shop_domain=SHOP))
+    # Shopify redelivers: the same event id again, a new delivery id, the same body.
+    every = int(1 / duplicate_share) if duplicate_share > 0 else 0
+    if every:
+        deliveries += [
+            ({**h, "X-Shopify-Webhook-Id": f"redelivery-{n}"}, b) for n, (h, b) in enumerate(deliveries[::every])
+        ]
+    return deliveries
+
+
+def load(base: str, deliveries: list, rate: float, connections: int, out: mp.Queue) -> None:
+    """Open-loop: delivery i is due at start + i/rate; latency counts from when it was due."""
+    host, port = base.removeprefix("http://").split(":")
+    start = time.perf_counter() + 0.5
+    lock = threading.Lock()
+    latencies: list[float] = []
+    statuses: dict[str, int] = {}
+    bodies: dict[str, int] = {}
+
+    def worker(k: int) -> None:
+        conn = http.client.HTTPConnection(host, int(port), timeout=10)
+        for i in range(k, len(deliveries), connections):
+            due = start + i / rate
+            delay = due - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            headers, body = deliveries[i]
+            try:
+                conn.request("POST", "/webhooks/bench-shop/", body=body, headers=headers)
+                resp = conn.getresponse()
+                answer = resp.read()
+                status = str(resp.status)
+                kind = json.loads(answer).get("status", "?") if resp.status == 200 else "error"
+            except OSError as exc:
+                status, kind = type(exc).__name__, "error"
+                conn.close()
+                conn = http.client.HTTPConnection(host, int(port), timeout=10)
+            took = time.perf_counter() - due
+            with lock:
+                latencies.append(took)
+                statuses[status] = statuses.get(status, 0) + 1
+                bodies[kind] = bodies.get(kind, 0) + 1
+        conn.close()
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(connections)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - start
+    out.put({"latencies": latencies, "statuses": statuses, "bodies": bodies, "elapsed": elapsed})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rate", type=float, default=300, help="deliveries per second to offer")
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--duplicates", type=float, default=0.05, help="share of deliveries sent twice")
+    parser.add_argument("--connections", type=int, default=24, help="client keep-alive connections")
+    parser.add_argument("--workers", type=int, default=2, help="RQ workers that drain the inbox")
+    args = parser.parse_args()
+
+    env = bench_env(DATABASE_URL, REDIS_URL)
+    reset_mysql_database(DATABASE_URL)
+    flush_redis(REDIS_URL)
+    manage(env, "migrate", "--noinput")
+    manage(
+        env,
+        "add_channel",
+        "shopify",
+        "bench-shop",
+        "--name",
+        "Bench shop",
+        "--option",
+        f"shop_domain={SHOP}",
+        "--option",
+        "access_token=shpat_bench",
+        "--option",
+        f"webhook_secret={SECRET}",
+        "--option",
+        "api_base_url=http://127.0.0.1:9",
+    )
+    unique = int(args.rate * args.seconds)
+    deliveries = build_deliveries(unique, args.duplicates)
+    # Spread the redeliveries through the run rather than at its end.
+    deliveries.sort(key=lambda d: d[0]["X-Shopify-Triggered-At"])
+
+    print(
+        f"offering {len(deliveries)} deliveries ({unique} unique orders) at {args.rate:.0f}/s "
+        f"over {len(deliveries) / args.rate:.1f} s, {args.connections} connections"
+    )
+    with gunicorn(env) as base:
+        out: mp.Queue = mp.Queue()
+        proc = mp.Process(target=load, args=(base, deliveries, args.rate, args.connections, out))
+        proc.start()
+        result = out.get()
+        proc.join()
+
+    lat_ms = [x * 1000 for x in result["latencies"]]
+    print(f"achieved      {len(lat_ms) / result['elapsed']:.0f} deliveries/s over {result['elapsed']:.1f} s")
+    print(
+        f"ack latency   p50 {percentile(lat_ms, 50):.1f} ms  p95 {percentile(lat_ms, 95):.1f} ms  "
+        f"p99 {percentile(lat_ms, 99):.1f} ms  max {max(lat_ms):.1f} ms"
+    )
+    print(f"HTTP statuses {result['statuses']}; answers {result['bodies']}")
+    errors = sum(v for k, v in result["statuses"].items() if k != "200")
+    print(f"errors        {errors}")
+
+    t0 = time.perf_counter()
+    with rq_workers(env, args.workers):
+        pass
+    drain = time.perf_counter() - t0
+    counts = json.loads(
+        manage(
+            env,
+            "shell",
+            "-c",
+            (
+                "import json; from oms.orders.models import Order; from oms.core.models import InboundEvent as E; "
+                "from django.db.models import Count; "
+                "print(json.dumps({'orders': Order.objects.count(), "
+                "'distinct': Order.objects.values('external_id').distinct().count(), "
+                "'events': dict(E.objects.values_list('status').annotate(n=Count('id')))}))"
+            ),
+        )
+        .strip()
+        .splitlines()[-1]
+    )
+    print(
+        f"drained       {counts['events']} inbox events in {drain:.1f} s with {args.workers} workers "
+        f"({unique / drain:.0f} orders/s, process start-up included)"
+    )
+    ok = counts["orders"] == counts["distinct"] == unique
+    print(f"orders stored {counts['orders']} (expected {unique}, each once: {'yes' if ok else 'NO'})")
+
+
+if __name__ == "__main__":
+    main()
