@@ -152,3 +152,17 @@ def test_scheduler_enqueues_due_channels_only(shop, shop_channel):
     assert Order.objects.count() == 2
     assert backfills_due() == []  # just ran
     assert backfills_due(now=datetime.now(UTC) + timedelta(minutes=16)) == [shop_channel.pk]
+
+
+def test_an_order_the_adapter_cannot_map_is_reported_and_the_page_goes_on(shop, shop_channel):
+    seed(shop, 3)
+    bad = shop.add_order(updated_at=datetime(2026, 11, 1, 8, 30, tzinfo=UTC))
+    shop.update_order(
+        bad["id"], created_at=None, processed_at=None, updated_at=datetime(2026, 11, 1, 8, 30, tzinfo=UTC)
+    )
+    run = channel_sync_orders(channel=shop_channel, trigger="test")
+    assert run.status == SyncRun.Status.PARTIAL
+    assert run.records == 4
+    assert run.error_count == 1
+    assert str(bad["id"]) in run.errors[0]
+    assert Order.objects.count() == 3

@@ -1,0 +1,440 @@
+"""Pure functions turning Shopify's order shapes (REST webhook payload, GraphQL node) into a ChannelOrder.
+
+No I/O here. Both mappers must agree: one order read either way gives an equal ChannelOrder.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from channels_adapters.base import (
+    ChannelAddress,
+    ChannelCustomer,
+    ChannelLine,
+    ChannelOrder,
+    InvalidPayload,
+    PaymentStatus,
+)
+
+# REST `financial_status` (lower case) and GraphQL `displayFinancialStatus` (upper case), by lower-case name.
+_FINANCIAL_STATUS: dict[str, PaymentStatus] = {
+    "pending": PaymentStatus.PENDING,
+    "authorized": PaymentStatus.AUTHORIZED,
+    "paid": PaymentStatus.PAID,
+    "partially_paid": PaymentStatus.PARTIALLY_PAID,
+    "partially_refunded": PaymentStatus.PARTIALLY_REFUNDED,
+    "refunded": PaymentStatus.REFUNDED,
+    "voided": PaymentStatus.VOIDED,
+    # An authorisation that lapsed uncaptured: no money will come, as with a voided one.
+    "expired": PaymentStatus.VOIDED,
+}
+# Statuses under which a cash-on-delivery order is still waiting for its cash.
+_UNPAID = frozenset({PaymentStatus.PENDING, PaymentStatus.AUTHORIZED, PaymentStatus.PARTIALLY_PAID})
+_COD_NAME = re.compile(r"cash[\s_-]*on[\s_-]*delivery|\bcod\b", re.IGNORECASE)
+_GID = re.compile(r"^gid://shopify/[A-Za-z]+/(\d+)(?:\?.*)?$")
+_ZERO = Decimal("0")
+
+
+# --------------------------------------------------------------------------------------------------------
+# small typed readers: every failure names the field, so a bad payload is diagnosable from the error alone
+
+
+def _field(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
+
+def _mapping(value: Any, where: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise InvalidPayload(f"Shopify order: '{where}' must be an object, got {type(value).__name__}")
+    return value
+
+
+def _optional_mapping(value: Any, where: str) -> Mapping[str, Any] | None:
+    return None if value is None else _mapping(value, where)
+
+
+def _sequence(value: Any, where: str, *, required: bool = True) -> Sequence[Any]:
+    if value is None and not required:
+        return ()
+    if not isinstance(value, list | tuple):
+        raise InvalidPayload(f"Shopify order: '{where}' must be a list, got {type(value).__name__}")
+    return value
+
+
+def _text(value: Any) -> str:
+    """A string field that may be null or absent: "" then. Numbers (ids, phones) become their text."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return ""
+    if isinstance(value, str | int):
+        return str(value).strip()
+    return ""
+
+
+def _required_text(data: Mapping[str, Any], name: str, path: str = "") -> str:
+    value = data.get(name)
+    text = _text(value)
+    if not text:
+        raise InvalidPayload(f"Shopify order: missing '{_field(path, name)}'")
+    return text
+
+
+def _numeric_id(value: Any, where: str) -> str:
+    """Shopify's numeric ids arrive as JSON numbers (REST) or digit strings (GraphQL legacyResourceId)."""
+    if isinstance(value, bool) or value is None:
+        raise InvalidPayload(f"Shopify order: missing or invalid '{where}'")
+    if isinstance(value, int) and value > 0:
+        return str(value)
+    if isinstance(value, str):
+        text = value.strip()
+        if text.isdigit():
+            return str(int(text))
+        match = _GID.match(text)
+        if match:
+            return match.group(1)
+    raise InvalidPayload(f"Shopify order: '{where}' is not a Shopify id: {value!r}")
+
+
+def _optional_id(value: Any, where: str) -> str:
+    return "" if value in (None, "") else _numeric_id(value, where)
+
+
+def legacy_id(gid: str) -> str:
+    """The numeric id inside a GraphQL global id (`gid://shopify/Order/450789469` -> "450789469")."""
+    return _numeric_id(gid, "id")
+
+
+def _money(value: Any, where: str) -> Decimal:
+    """A decimal string (or an integer) as Decimal; floats go through their shortest repr, never binary."""
+    if value is None or isinstance(value, bool):
+        raise InvalidPayload(f"Shopify order: missing amount '{where}'")
+    if isinstance(value, float):
+        value = repr(value)
+    if not isinstance(value, str | int):
+        raise InvalidPayload(f"Shopify order: amount '{where}' is not a number: {value!r}")
+    try:
+        amount = Decimal(str(value).strip())
+    except InvalidOperation:
+        raise InvalidPayload(f"Shopify order: amount '{where}' is not a number: {value!r}") from None
+    if not amount.is_finite():
+        raise InvalidPayload(f"Shopify order: amount '{where}' is not a finite number: {value!r}")
+    return amount
+
+
+def _optional_money(value: Any, where: str) -> Decimal:
+    return _ZERO if value in (None, "") else _money(value, where)
+
+
+def _quantity(value: Any, where: str) -> int:
+    if isinstance(value, bool):
+        raise InvalidPayload(f"Shopify order: '{where}' is not a whole number: {value!r}")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    raise InvalidPayload(f"Shopify order: '{where}' is not a whole number: {value!r}")
+
+
+def parse_timestamp(value: Any, where: str) -> datetime:
+    """An ISO 8601 timestamp with an offset (Shopify sends `-05:00` or `Z`); naive ones are refused."""
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidPayload(f"Shopify order: missing timestamp '{where}'")
+    text = value.strip()
+    # Python 3.11 reads at most microseconds: trim nanosecond fractions such as X-Shopify-Triggered-At's.
+    text = re.sub(r"(\.\d{6})\d+", r"\1", text)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidPayload(f"Shopify order: '{where}' is not an ISO 8601 timestamp: {value!r}") from None
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise InvalidPayload(f"Shopify order: '{where}' has no UTC offset: {value!r}")
+    return moment
+
+
+def _optional_timestamp(value: Any, where: str) -> datetime | None:
+    return None if value in (None, "") else parse_timestamp(value, where)
+
+
+def _currency(value: Any, where: str) -> str:
+    text = _text(value).upper()
+    if not re.fullmatch(r"[A-Z]{3}", text):
+        raise InvalidPayload(f"Shopify order: missing or invalid currency '{where}': {value!r}")
+    return text
+
+
+def payment_status(financial_status: Any, gateways: Iterable[Any]) -> PaymentStatus:
+    """Map Shopify's financial status; an unpaid cash-on-delivery order is COD (ready to ship unpaid).
+
+    An absent or unknown status counts as pending: such an order waits for payment rather than shipping.
+    """
+    status = _FINANCIAL_STATUS.get(_text(financial_status).lower(), PaymentStatus.PENDING)
+    if status in _UNPAID and any(_COD_NAME.search(_text(name)) for name in gateways):
+        return PaymentStatus.COD
+    return status
+
+
+def _tags(value: Any) -> tuple[str, ...]:
+    parts: Iterable[Any]
+    if isinstance(value, str):
+        parts = value.split(",")
+    elif isinstance(value, list | tuple):
+        parts = value
+    else:
+        return ()
+    return tuple(text for text in (_text(part) for part in parts) if text)
+
+
+def _person_name(first: Any, last: Any, full: Any) -> str:
+    joined = " ".join(part for part in (_text(first), _text(last)) if part)
+    return joined or _text(full)
+
+
+def _total_money(lines: Iterable[Decimal]) -> Decimal:
+    return sum(lines, _ZERO)
+
+
+# --------------------------------------------------------------------------------------------------------
+# REST (webhook) shape
+
+
+def _rest_shop_amount(money_set: Any, where: str) -> Decimal | None:
+    if money_set is None:
+        return None
+    shop_money = _mapping(_mapping(money_set, where).get("shop_money"), f"{where}.shop_money")
+    return _money(shop_money.get("amount"), f"{where}.shop_money.amount")
+
+
+def _rest_address(value: Any, where: str) -> ChannelAddress | None:
+    data = _optional_mapping(value, where)
+    if data is None:
+        return None
+    return ChannelAddress(
+        name=_person_name(data.get("first_name"), data.get("last_name"), data.get("name")),
+        company=_text(data.get("company")),
+        line1=_text(data.get("address1")),
+        line2=_text(data.get("address2")),
+        city=_text(data.get("city")),
+        region=_text(data.get("province_code")),
+        postal_code=_text(data.get("zip")),
+        country_code=_text(data.get("country_code")).upper(),
+        phone=_text(data.get("phone")),
+    )
+
+
+def _rest_customer(value: Any) -> ChannelCustomer | None:
+    data = _optional_mapping(value, "customer")
+    if data is None:
+        return None
+    return ChannelCustomer(
+        external_id=_optional_id(data.get("id"), "customer.id"),
+        email=_text(data.get("email")),
+        phone=_text(data.get("phone")),
+        first_name=_text(data.get("first_name")),
+        last_name=_text(data.get("last_name")),
+    )
+
+
+def _rest_line(value: Any, index: int) -> ChannelLine:
+    where = f"line_items[{index}]"
+    data = _mapping(value, where)
+    tax_lines = _sequence(data.get("tax_lines"), f"{where}.tax_lines", required=False)
+    discounts = _sequence(data.get("discount_allocations"), f"{where}.discount_allocations", required=False)
+    title = _text(data.get("title")) or _text(data.get("name"))
+    return ChannelLine(
+        external_id=_numeric_id(data.get("id"), f"{where}.id"),
+        sku=_text(data.get("sku")),
+        title=title,
+        quantity=_quantity(data.get("quantity"), f"{where}.quantity"),
+        unit_price=_money(data.get("price"), f"{where}.price"),
+        tax=_total_money(
+            _money(_mapping(tax, f"{where}.tax_lines[{i}]").get("price"), f"{where}.tax_lines[{i}].price")
+            for i, tax in enumerate(tax_lines)
+        ),
+        discount=_total_money(
+            _money(
+                _mapping(d, f"{where}.discount_allocations[{i}]").get("amount"),
+                f"{where}.discount_allocations[{i}].amount",
+            )
+            for i, d in enumerate(discounts)
+        ),
+        variant_title=_text(data.get("variant_title")),
+        requires_shipping=bool(data.get("requires_shipping", True)),
+        external_variant_id=_optional_id(data.get("variant_id"), f"{where}.variant_id"),
+    )
+
+
+def order_from_rest(payload: Mapping[str, Any]) -> ChannelOrder:
+    """An order as Shopify's REST webhooks deliver it (orders/create, /updated, /paid, /cancelled)."""
+    data = _mapping(payload, "order")
+    if "id" not in data:
+        raise InvalidPayload("Shopify order: missing 'id'")
+    external_id = _numeric_id(data.get("id"), "id")
+    lines = _sequence(data.get("line_items"), "line_items")
+    shipping_lines = _sequence(data.get("shipping_lines"), "shipping_lines", required=False)
+    shipping_total = _rest_shop_amount(data.get("total_shipping_price_set"), "total_shipping_price_set")
+    if shipping_total is None:
+        shipping_total = _total_money(
+            _money(_mapping(s, f"shipping_lines[{i}]").get("price"), f"shipping_lines[{i}].price")
+            for i, s in enumerate(shipping_lines)
+        )
+    first_shipping = _mapping(shipping_lines[0], "shipping_lines[0]") if shipping_lines else None
+    placed = data.get("created_at") or data.get("processed_at")
+    gateways = _sequence(data.get("payment_gateway_names"), "payment_gateway_names", required=False)
+    return ChannelOrder(
+        external_id=external_id,
+        number=_text(data.get("name")) or f"#{_text(data.get('order_number')) or external_id}",
+        currency=_currency(data.get("currency"), "currency"),
+        placed_at=parse_timestamp(placed, "created_at"),
+        updated_at=parse_timestamp(data.get("updated_at"), "updated_at"),
+        payment_status=payment_status(data.get("financial_status"), gateways),
+        subtotal=_optional_money(data.get("subtotal_price"), "subtotal_price"),
+        total_tax=_optional_money(data.get("total_tax"), "total_tax"),
+        shipping_total=shipping_total,
+        discount_total=_optional_money(data.get("total_discounts"), "total_discounts"),
+        total=_money(data.get("total_price"), "total_price"),
+        # An empty list is kept, not refused: the OMS holds such an order rather than losing it.
+        lines=tuple(_rest_line(line, i) for i, line in enumerate(lines)),
+        email=_text(data.get("email")) or _text(data.get("contact_email")),
+        phone=_text(data.get("phone")),
+        customer=_rest_customer(data.get("customer")),
+        shipping_address=_rest_address(data.get("shipping_address"), "shipping_address"),
+        billing_address=_rest_address(data.get("billing_address"), "billing_address"),
+        shipping_method=_text(first_shipping.get("title")) if first_shipping else "",
+        cancelled_at=_optional_timestamp(data.get("cancelled_at"), "cancelled_at"),
+        cancel_reason=_text(data.get("cancel_reason")).lower(),
+        note=_text(data.get("note")),
+        tags=_tags(data.get("tags")),
+        test=bool(data.get("test", False)),
+    )
+
+
+# --------------------------------------------------------------------------------------------------------
+# GraphQL Admin API shape (the node selected by adapter.ORDER_FIELDS)
+
+
+def _gql_shop_amount(money_set: Any, where: str, *, required: bool = False) -> Decimal:
+    if money_set is None:
+        if required:
+            raise InvalidPayload(f"Shopify order: missing amount '{where}'")
+        return _ZERO
+    shop_money = _mapping(_mapping(money_set, where).get("shopMoney"), f"{where}.shopMoney")
+    return _money(shop_money.get("amount"), f"{where}.shopMoney.amount")
+
+
+def _gql_address(value: Any, where: str) -> ChannelAddress | None:
+    data = _optional_mapping(value, where)
+    if data is None:
+        return None
+    return ChannelAddress(
+        name=_person_name(data.get("firstName"), data.get("lastName"), data.get("name")),
+        company=_text(data.get("company")),
+        line1=_text(data.get("address1")),
+        line2=_text(data.get("address2")),
+        city=_text(data.get("city")),
+        region=_text(data.get("provinceCode")),
+        postal_code=_text(data.get("zip")),
+        country_code=_text(data.get("countryCodeV2")).upper(),
+        phone=_text(data.get("phone")),
+    )
+
+
+def _gql_customer(value: Any) -> ChannelCustomer | None:
+    data = _optional_mapping(value, "customer")
+    if data is None:
+        return None
+    ident = data.get("legacyResourceId") or data.get("id")
+    return ChannelCustomer(
+        external_id=_optional_id(ident, "customer.legacyResourceId"),
+        email=_text(data.get("email")),
+        phone=_text(data.get("phone")),
+        first_name=_text(data.get("firstName")),
+        last_name=_text(data.get("lastName")),
+    )
+
+
+def _connection_nodes(value: Any, where: str) -> Sequence[Any]:
+    """The items of a connection, selected either as `nodes` or as `edges { node }`."""
+    data = _mapping(value, where)
+    if "nodes" in data:
+        return _sequence(data.get("nodes"), f"{where}.nodes")
+    edges = _sequence(data.get("edges"), f"{where}.edges")
+    return [_mapping(edge, f"{where}.edges[{i}]").get("node") for i, edge in enumerate(edges)]
+
+
+def _gql_line(value: Any, index: int) -> ChannelLine:
+    where = f"lineItems[{index}]"
+    data = _mapping(value, where)
+    tax_lines = _sequence(data.get("taxLines"), f"{where}.taxLines", required=False)
+    discounts = _sequence(data.get("discountAllocations"), f"{where}.discountAllocations", required=False)
+    variant = _optional_mapping(data.get("variant"), f"{where}.variant")
+    return ChannelLine(
+        external_id=_numeric_id(data.get("id"), f"{where}.id"),
+        sku=_text(data.get("sku")),
+        title=_text(data.get("title")) or _text(data.get("name")),
+        quantity=_quantity(data.get("quantity"), f"{where}.quantity"),
+        unit_price=_gql_shop_amount(data.get("originalUnitPriceSet"), f"{where}.originalUnitPriceSet", required=True),
+        tax=_total_money(
+            _gql_shop_amount(_mapping(t, f"{where}.taxLines[{i}]").get("priceSet"), f"{where}.taxLines[{i}].priceSet")
+            for i, t in enumerate(tax_lines)
+        ),
+        discount=_total_money(
+            _gql_shop_amount(
+                _mapping(d, f"{where}.discountAllocations[{i}]").get("allocatedAmountSet"),
+                f"{where}.discountAllocations[{i}].allocatedAmountSet",
+            )
+            for i, d in enumerate(discounts)
+        ),
+        variant_title=_text(data.get("variantTitle")),
+        requires_shipping=bool(data.get("requiresShipping", True)),
+        external_variant_id=(
+            _optional_id(variant.get("legacyResourceId") or variant.get("id"), f"{where}.variant.legacyResourceId")
+            if variant
+            else ""
+        ),
+    )
+
+
+def order_from_graphql(node: Mapping[str, Any]) -> ChannelOrder:
+    """An `Order` node from the GraphQL Admin API, with its line items complete (see adapter.fetch_orders)."""
+    data = _mapping(node, "order")
+    ident = data.get("legacyResourceId") or data.get("id")
+    if ident in (None, ""):
+        raise InvalidPayload("Shopify order: missing 'legacyResourceId'")
+    external_id = _numeric_id(ident, "legacyResourceId")
+    line_items = data.get("lineItems")
+    if line_items is None:
+        raise InvalidPayload("Shopify order: missing 'lineItems'")
+    lines = _connection_nodes(line_items, "lineItems")
+    shipping_line = _optional_mapping(data.get("shippingLine"), "shippingLine")
+    gateways = _sequence(data.get("paymentGatewayNames"), "paymentGatewayNames", required=False)
+    placed = data.get("createdAt") or data.get("processedAt")
+    return ChannelOrder(
+        external_id=external_id,
+        number=_text(data.get("name")) or f"#{external_id}",
+        currency=_currency(data.get("currencyCode"), "currencyCode"),
+        placed_at=parse_timestamp(placed, "createdAt"),
+        updated_at=parse_timestamp(data.get("updatedAt"), "updatedAt"),
+        payment_status=payment_status(data.get("displayFinancialStatus"), gateways),
+        subtotal=_gql_shop_amount(data.get("subtotalPriceSet"), "subtotalPriceSet"),
+        total_tax=_gql_shop_amount(data.get("totalTaxSet"), "totalTaxSet"),
+        shipping_total=_gql_shop_amount(data.get("totalShippingPriceSet"), "totalShippingPriceSet"),
+        discount_total=_gql_shop_amount(data.get("totalDiscountsSet"), "totalDiscountsSet"),
+        total=_gql_shop_amount(data.get("totalPriceSet"), "totalPriceSet", required=True),
+        lines=tuple(_gql_line(line, i) for i, line in enumerate(lines)),
+        email=_text(data.get("email")),
+        phone=_text(data.get("phone")),
+        customer=_gql_customer(data.get("customer")),
+        shipping_address=_gql_address(data.get("shippingAddress"), "shippingAddress"),
+        billing_address=_gql_address(data.get("billingAddress"), "billingAddress"),
+        shipping_method=_text(shipping_line.get("title")) if shipping_line else "",
+        cancelled_at=_optional_timestamp(data.get("cancelledAt"), "cancelledAt"),
+        cancel_reason=_text(data.get("cancelReason")).lower(),
+        note=_text(data.get("note")),
+        tags=_tags(data.get("tags")),
+        test=bool(data.get("test", False)),
+    )

@@ -1,0 +1,853 @@
+"""The Shopify adapter over real HTTP against its emulator: the shared contract, then Shopify's own."""
+
+from __future__ import annotations
+
+import json
+import math
+import socket
+from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from channels_adapters.base import (
+    AuthenticationFailed,
+    ChannelAddress,
+    ChannelConfig,
+    ChannelError,
+    InvalidPayload,
+    InvalidSignature,
+    PaymentStatus,
+    Throttled,
+)
+from channels_adapters.shopify import API_VERSION, ShopifyAdapter
+from channels_adapters.shopify.adapter import LINE_ITEMS_PAGE_SIZE, ORDERS_PAGE_SIZE
+from channels_adapters.shopify.client import PACE_MARGIN, THROTTLE_JITTER, ShopifyGraphQLClient
+from tests.channels_adapters.conformance import ChannelAdapterConformance, assert_well_formed
+from tests.emulators import VirtualClock
+from tests.emulators.shopify import ShopifyEmulator, order_payload, webhook_delivery
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "shopify"
+CURRENT_SECRET = "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"
+PREVIOUS_SECRET = "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"
+ORDER_FIXTURES = [
+    "orders_create.json",
+    "orders_updated.json",
+    "orders_paid.json",
+    "orders_cancelled.json",
+    "orders_create_digital.json",
+    "orders_create_eur.json",
+    "orders_create_cod.json",
+]
+
+
+def fixture(name: str) -> dict[str, Any]:
+    return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
+
+
+def make_adapter(
+    emulator: ShopifyEmulator,
+    *,
+    secrets: tuple[str, ...] = (CURRENT_SECRET, PREVIOUS_SECRET),
+    token: str | None = None,
+    timeout: float = 5.0,
+    sleep: Callable[[float], None] | None = None,
+    clock: Callable[[], float] | None = None,
+    base_url: str | None = None,
+) -> ShopifyAdapter:
+    config = ChannelConfig(
+        slug="main-shop",
+        api_base_url=base_url or emulator.base_url,
+        credentials={"access_token": emulator.access_token if token is None else token},
+        webhook_secrets=secrets,
+        options={"shop_domain": emulator.shop_domain},
+        timeout=timeout,
+    )
+    kwargs: dict[str, Any] = {}
+    if sleep is not None:
+        kwargs["sleep"] = sleep
+    if clock is not None:
+        kwargs["clock"] = clock
+    return ShopifyAdapter(config, **kwargs)
+
+
+def fetch_all(adapter: ShopifyAdapter, *, since: datetime | None = None) -> list[Any]:
+    pages = []
+    cursor = None
+    while True:
+        page = adapter.fetch_orders(since=since, cursor=cursor)
+        pages.append(page)
+        if page.next_cursor is None:
+            return pages
+        cursor = page.next_cursor
+
+
+# ------------------------------------------------------------------------------------------------ fixtures
+
+
+@pytest.fixture
+def clock() -> VirtualClock:
+    """Simulated time shared by the adapter's waits and the emulator's cost bucket: tests never sleep."""
+    return VirtualClock()
+
+
+@pytest.fixture
+def emulator(clock: VirtualClock) -> Iterator[ShopifyEmulator]:
+    with ShopifyEmulator(clock=clock.monotonic) as running:
+        yield running
+
+
+@pytest.fixture
+def current_secret() -> str:
+    return CURRENT_SECRET
+
+
+@pytest.fixture
+def previous_secret() -> str:
+    return PREVIOUS_SECRET
+
+
+@pytest.fixture
+def adapter(emulator: ShopifyEmulator, clock: VirtualClock) -> ShopifyAdapter:
+    return make_adapter(emulator, sleep=clock.sleep, clock=clock.monotonic)
+
+
+@pytest.fixture
+def stale_secret_adapter(emulator: ShopifyEmulator) -> ShopifyAdapter:
+    return make_adapter(emulator, secrets=(CURRENT_SECRET,))
+
+
+@pytest.fixture
+def make_order_payload() -> Callable[..., dict[str, Any]]:
+    return order_payload
+
+
+@pytest.fixture
+def signed_delivery(emulator: ShopifyEmulator) -> Callable[..., tuple[dict[str, str], bytes]]:
+    def deliver(
+        topic: str,
+        payload: Mapping[str, Any] | bytes,
+        *,
+        secret: str | None = None,
+        event_id: str | None = None,
+    ) -> tuple[dict[str, str], bytes]:
+        return webhook_delivery(
+            topic, payload, secret or CURRENT_SECRET, shop_domain=emulator.shop_domain, event_id=event_id
+        )
+
+    return deliver
+
+
+@pytest.fixture
+def seed_orders(emulator: ShopifyEmulator) -> Callable[..., list[str]]:
+    def seed(count: int, *, start: datetime, step: timedelta) -> list[str]:
+        ids = []
+        for index in range(count):
+            moment = start + index * step
+            ids.append(str(emulator.add_order(created_at=moment - timedelta(minutes=3), updated_at=moment)["id"]))
+        return ids
+
+    return seed
+
+
+class TestShopifyConformance(ChannelAdapterConformance):
+    delivery_topic = "orders/create"
+    signature_header = "X-Shopify-Hmac-Sha256"
+    fixture_dir = FIXTURES
+    paging_order_count = 3 * ORDERS_PAGE_SIZE + 3
+
+
+# ---------------------------------------------------------------------------------- contract declarations
+
+
+def test_declares_topics_options_and_secrets() -> None:
+    assert ShopifyAdapter.kind == "shopify"
+    assert ShopifyAdapter.order_topics == {
+        "orders/create",
+        "orders/updated",
+        "orders/paid",
+        "orders/cancelled",
+    }
+    assert ShopifyAdapter.deferred_topics == {"refunds/create"}
+    assert ShopifyAdapter.secret_options == {"access_token", "webhook_secret"}
+    assert {"shop_domain", "api_base_url"} <= ShopifyAdapter.options
+
+
+def test_api_base_url_comes_from_the_shop_domain_unless_given() -> None:
+    assert ShopifyAdapter.api_base_url_for({"shop_domain": "northwind-goods.myshopify.com"}) == (
+        "https://northwind-goods.myshopify.com"
+    )
+    assert ShopifyAdapter.api_base_url_for({"shop_domain": "northwind-goods"}) == (
+        "https://northwind-goods.myshopify.com"
+    )
+    assert (
+        ShopifyAdapter.api_base_url_for({"shop_domain": "x.myshopify.com", "api_base_url": "http://127.0.0.1:9/"})
+        == "http://127.0.0.1:9"
+    )
+    with pytest.raises(KeyError):
+        ShopifyAdapter.api_base_url_for({})
+
+
+# ------------------------------------------------------------------------------------------- webhooks
+
+
+def test_event_id_is_topic_and_shopify_event_id_never_the_delivery_id(
+    adapter: ShopifyAdapter, signed_delivery: Callable[..., tuple[dict[str, str], bytes]]
+) -> None:
+    payload = fixture("orders_create.json")
+    headers, body = signed_delivery("orders/create", payload, event_id="2b9d5c1e-7f0a-4e8b-9c3d-6a1f0e2b4c5d")
+
+    envelope = adapter.verify_webhook(headers, body)
+
+    assert envelope.event_id == "orders/create:2b9d5c1e-7f0a-4e8b-9c3d-6a1f0e2b4c5d"
+    assert headers["X-Shopify-Webhook-Id"] not in envelope.event_id
+    assert envelope.resource_id == "6142385094742"
+    assert envelope.triggered_at is not None
+    assert envelope.triggered_at.tzinfo is not None
+
+
+def test_same_event_on_two_topics_is_two_events(
+    adapter: ShopifyAdapter, signed_delivery: Callable[..., tuple[dict[str, str], bytes]]
+) -> None:
+    payload = fixture("orders_paid.json")
+    paid = adapter.verify_webhook(*signed_delivery("orders/paid", payload, event_id="same"))
+    updated = adapter.verify_webhook(*signed_delivery("orders/updated", payload, event_id="same"))
+
+    assert paid.event_id != updated.event_id
+
+
+def test_triggered_at_keeps_shopifys_nanosecond_timestamp(
+    adapter: ShopifyAdapter, signed_delivery: Callable[..., tuple[dict[str, str], bytes]]
+) -> None:
+    headers, body = signed_delivery("orders/create", fixture("orders_create.json"))
+    headers["X-Shopify-Triggered-At"] = "2026-11-20T14:14:29.877041743Z"
+
+    envelope = adapter.verify_webhook(headers, body)
+
+    assert envelope.triggered_at == datetime(2026, 11, 20, 14, 14, 29, 877041, tzinfo=UTC)
+
+
+def test_garbled_triggered_at_is_ignored_not_fatal(
+    adapter: ShopifyAdapter, signed_delivery: Callable[..., tuple[dict[str, str], bytes]]
+) -> None:
+    headers, body = signed_delivery("orders/create", fixture("orders_create.json"))
+    headers["X-Shopify-Triggered-At"] = "yesterday"
+
+    assert adapter.verify_webhook(headers, body).triggered_at is None
+
+
+def test_delivery_for_another_shop_is_refused(
+    adapter: ShopifyAdapter, signed_delivery: Callable[..., tuple[dict[str, str], bytes]]
+) -> None:
+    headers, body = signed_delivery("orders/create", fixture("orders_create.json"))
+    headers["X-Shopify-Shop-Domain"] = "someone-else.myshopify.com"
+
+    with pytest.raises(InvalidSignature, match="someone-else"):
+        adapter.verify_webhook(headers, body)
+
+
+def test_shop_domain_compare_ignores_case(
+    adapter: ShopifyAdapter, signed_delivery: Callable[..., tuple[dict[str, str], bytes]]
+) -> None:
+    headers, body = signed_delivery("orders/create", fixture("orders_create.json"))
+    headers["X-Shopify-Shop-Domain"] = headers["X-Shopify-Shop-Domain"].upper()
+
+    assert adapter.verify_webhook(headers, body).topic == "orders/create"
+
+
+@pytest.mark.parametrize("header", ["X-Shopify-Topic", "X-Shopify-Event-Id"])
+def test_delivery_without_topic_or_event_id_is_an_invalid_payload(
+    adapter: ShopifyAdapter, signed_delivery: Callable[..., tuple[dict[str, str], bytes]], header: str
+) -> None:
+    headers, body = signed_delivery("orders/create", fixture("orders_create.json"))
+    del headers[header]
+
+    with pytest.raises(InvalidPayload, match=header):
+        adapter.verify_webhook(headers, body)
+
+
+def test_channel_without_secrets_refuses_every_delivery(
+    emulator: ShopifyEmulator, signed_delivery: Callable[..., tuple[dict[str, str], bytes]]
+) -> None:
+    adapter = make_adapter(emulator, secrets=())
+
+    with pytest.raises(InvalidSignature, match="no webhook secret"):
+        adapter.verify_webhook(*signed_delivery("orders/create", fixture("orders_create.json")))
+
+
+def test_refund_delivery_verifies_for_later_work(
+    adapter: ShopifyAdapter, signed_delivery: Callable[..., tuple[dict[str, str], bytes]]
+) -> None:
+    envelope = adapter.verify_webhook(*signed_delivery("refunds/create", fixture("refunds_create.json")))
+
+    assert envelope.topic in adapter.deferred_topics
+    assert envelope.resource_id == "1029584109910"
+    assert envelope.payload["order_id"] == 6142385094742
+
+
+# ------------------------------------------------------------------------------------ mapping: fixtures
+
+
+def test_orders_create_maps_every_field(adapter: ShopifyAdapter) -> None:
+    order = adapter.parse_order(fixture("orders_create.json"))
+
+    assert order.external_id == "6142385094742"
+    assert order.number == "#1187"
+    assert order.currency == "USD"
+    assert order.placed_at == datetime(2026, 11, 20, 14, 14, 27, tzinfo=UTC)
+    assert order.placed_at.utcoffset() == timedelta(hours=-5)
+    assert order.updated_at == datetime(2026, 11, 20, 14, 14, 29, tzinfo=UTC)
+    assert order.payment_status is PaymentStatus.PAID
+    assert (order.subtotal, order.total_tax, order.shipping_total, order.discount_total, order.total) == (
+        Decimal("59.50"),
+        Decimal("3.57"),
+        Decimal("9.99"),
+        Decimal("5.00"),
+        Decimal("73.06"),
+    )
+    assert order.email == "maya.okafor@example.com"
+    assert order.phone == "+15025550187"
+    assert order.shipping_method == "Standard Shipping"
+    assert order.tags == ("first-order", "newsletter")
+    assert order.cancelled_at is None
+    assert order.test is False
+    assert order.shipping_address == ChannelAddress(
+        name="Maya Okafor",
+        company="",
+        line1="2114 Frankfort Avenue",
+        line2="Unit 4",
+        city="Louisville",
+        region="KY",
+        postal_code="40206",
+        country_code="US",
+        phone="+15025550187",
+    )
+    assert order.billing_address == order.shipping_address
+    assert order.customer is not None
+    assert (
+        order.customer.external_id,
+        order.customer.email,
+        order.customer.first_name,
+        order.customer.last_name,
+    ) == ("7803541143638", "maya.okafor@example.com", "Maya", "Okafor")
+    tee, mug = order.lines
+    assert (tee.external_id, tee.sku, tee.title, tee.variant_title, tee.quantity) == (
+        "13874620301398",
+        "TEE-ORG-BLK-M",
+        "Organic Cotton Tee",
+        "Black / M",
+        2,
+    )
+    assert (tee.unit_price, tee.tax, tee.discount) == (Decimal("25.00"), Decimal("2.70"), Decimal("5.00"))
+    assert tee.external_variant_id == "44120957813846"
+    assert tee.requires_shipping is True
+    assert (mug.sku, mug.quantity, mug.unit_price, mug.tax, mug.discount) == (
+        "MUG-STONE-350",
+        1,
+        Decimal("14.50"),
+        Decimal("0.87"),
+        Decimal("0"),
+    )
+
+
+def test_orders_updated_is_the_same_order_changed_later(adapter: ShopifyAdapter) -> None:
+    created = adapter.parse_order(fixture("orders_create.json"))
+    updated = adapter.parse_order(fixture("orders_updated.json"))
+
+    assert updated.external_id == created.external_id
+    assert updated.updated_at > created.updated_at
+    assert updated.note.startswith("Gift:")
+    assert updated.tags == ("first-order", "gift", "newsletter")
+
+
+def test_orders_paid_maps_a_business_buyer(adapter: ShopifyAdapter) -> None:
+    order = adapter.parse_order(fixture("orders_paid.json"))
+
+    assert order.payment_status is PaymentStatus.PAID
+    assert order.shipping_address is not None
+    assert order.shipping_address.company == "Reyes Design Studio LLC"
+    assert order.shipping_method == "UPS Ground"
+    assert order.shipping_total == Decimal("18.40")
+    assert order.total == Decimal("207.63")
+    assert order.note == "PO 2026-118"
+    assert order.phone == ""
+
+
+def test_orders_cancelled_keeps_when_and_why(adapter: ShopifyAdapter) -> None:
+    order = adapter.parse_order(fixture("orders_cancelled.json"))
+
+    assert order.cancelled_at == datetime(2026, 11, 20, 20, 30, 7, tzinfo=UTC)
+    assert order.cancel_reason == "customer"
+    assert order.payment_status is PaymentStatus.REFUNDED
+
+
+def test_digital_order_has_no_shipping_address_and_no_sku(adapter: ShopifyAdapter) -> None:
+    payload = fixture("orders_create_digital.json")
+    assert "shipping_address" not in payload
+
+    order = adapter.parse_order(payload)
+
+    assert order.shipping_address is None
+    assert order.billing_address is not None
+    assert order.billing_address.line2 == ""
+    assert order.shipping_total == Decimal("0.00")
+    assert order.shipping_method == ""
+    (line,) = order.lines
+    assert line.sku == ""
+    assert line.requires_shipping is False
+
+
+def test_null_shipping_address_is_none_too(adapter: ShopifyAdapter) -> None:
+    payload = fixture("orders_create_digital.json")
+    payload["shipping_address"] = None
+
+    assert adapter.parse_order(payload).shipping_address is None
+
+
+def test_eur_order_with_included_vat_and_a_custom_line(adapter: ShopifyAdapter) -> None:
+    order = adapter.parse_order(fixture("orders_create_eur.json"))
+
+    assert order.currency == "EUR"
+    assert order.placed_at == datetime(2026, 11, 22, 13, 3, 18, tzinfo=UTC)
+    assert order.placed_at.utcoffset() == timedelta(hours=1)
+    assert order.shipping_address is not None
+    assert (
+        order.shipping_address.name,
+        order.shipping_address.country_code,
+        order.shipping_address.region,
+        order.shipping_address.postal_code,
+    ) == ("Jonas Schäfer", "DE", "", "10435")
+    assert (order.subtotal, order.total_tax, order.shipping_total, order.total) == (
+        Decimal("33.40"),
+        Decimal("6.11"),
+        Decimal("4.90"),
+        Decimal("38.30"),
+    )
+    scarf, wrap = order.lines
+    assert scarf.sku == "SCARF-MER-NVY"
+    assert (wrap.sku, wrap.title, wrap.external_variant_id, wrap.tax) == (
+        "",
+        "Geschenkverpackung",
+        "",
+        Decimal("0.56"),
+    )
+
+
+def test_cash_on_delivery_order_is_cod_not_pending(adapter: ShopifyAdapter) -> None:
+    order = adapter.parse_order(fixture("orders_create_cod.json"))
+
+    assert order.payment_status is PaymentStatus.COD
+    assert order.currency == "INR"
+    assert order.total == Decimal("3097.00")
+    assert order.shipping_address is not None
+    assert order.shipping_address.region == "MH"
+
+
+@pytest.mark.parametrize(
+    ("gateways", "financial_status", "expected"),
+    [
+        (["Cash on Delivery (COD)"], "pending", PaymentStatus.COD),
+        (["cash_on_delivery"], "pending", PaymentStatus.COD),
+        (["COD"], "authorized", PaymentStatus.COD),
+        (["cod"], "partially_paid", PaymentStatus.COD),
+        (["Cash on Delivery (COD)"], "paid", PaymentStatus.PAID),
+        (["Cash on Delivery (COD)"], "voided", PaymentStatus.VOIDED),
+        (["shopify_payments"], "pending", PaymentStatus.PENDING),
+        (["Codex Pay"], "pending", PaymentStatus.PENDING),
+        (["manual"], "partially_refunded", PaymentStatus.PARTIALLY_REFUNDED),
+        (["shopify_payments"], "expired", PaymentStatus.VOIDED),
+        (["shopify_payments"], None, PaymentStatus.PENDING),
+    ],
+)
+def test_payment_status(
+    adapter: ShopifyAdapter, gateways: list[str], financial_status: str | None, expected: PaymentStatus
+) -> None:
+    payload = order_payload(payment_gateway_names=gateways, financial_status=financial_status)
+
+    assert adapter.parse_order(payload).payment_status is expected
+
+
+def test_tags_are_split_trimmed_and_blank_ones_dropped(adapter: ShopifyAdapter) -> None:
+    payload = order_payload(tags=" vip ,, wholesale,  ,rush ")
+
+    assert adapter.parse_order(payload).tags == ("vip", "wholesale", "rush")
+
+
+def test_shipping_total_falls_back_to_the_shipping_lines(adapter: ShopifyAdapter) -> None:
+    payload = order_payload(
+        shipping_lines=[{"title": "Express", "price": "12.00"}, {"title": "Handling", "price": "1.50"}]
+    )
+    del payload["total_shipping_price_set"]
+
+    order = adapter.parse_order(payload)
+
+    assert order.shipping_total == Decimal("13.50")
+    assert order.shipping_method == "Express"
+
+
+@pytest.mark.parametrize(
+    ("change", "field_named"),
+    [
+        (lambda p: p.pop("id"), "'id'"),
+        (lambda p: p.update(id="not-a-number"), "'id'"),
+        (lambda p: p.pop("updated_at"), "'updated_at'"),
+        (lambda p: p.update(updated_at="20/11/2026 09:14"), "'updated_at'"),
+        (lambda p: p.update(updated_at="2026-11-20T09:14:29"), "'updated_at' has no UTC offset"),
+        (lambda p: p.pop("currency"), "currency"),
+        (lambda p: p.pop("line_items"), "'line_items'"),
+        (lambda p: p.update(line_items=None), "'line_items'"),
+        (lambda p: p.update(line_items="TEE-ORG-BLK-M"), "'line_items'"),
+        (lambda p: p.update(total_price="73,06"), "'total_price'"),
+        (lambda p: p["line_items"][0].update(price=None), "'line_items[0].price'"),
+        (lambda p: p["line_items"][1].update(quantity="two"), "'line_items[1].quantity'"),
+        (lambda p: p["line_items"][0]["tax_lines"][0].update(price="NaN"), "tax_lines[0].price"),
+        (lambda p: p.update(shipping_address="Louisville"), "'shipping_address'"),
+    ],
+)
+def test_bad_payload_names_the_field(
+    adapter: ShopifyAdapter, change: Callable[[dict[str, Any]], Any], field_named: str
+) -> None:
+    payload = fixture("orders_create.json")
+    change(payload)
+
+    with pytest.raises(InvalidPayload) as caught:
+        adapter.parse_order(payload)
+
+    assert field_named in str(caught.value)
+
+
+def test_an_order_without_lines_is_passed_on_for_the_oms_to_hold(adapter: ShopifyAdapter) -> None:
+    payload = fixture("orders_create.json")
+    payload["line_items"] = []
+
+    assert adapter.parse_order(payload).lines == ()
+
+
+def test_money_never_goes_through_float(adapter: ShopifyAdapter) -> None:
+    payload = order_payload(line_items=[{"sku": "A", "price": "0.10", "quantity": 3}])
+    payload["total_price"] = "0.30"
+
+    order = adapter.parse_order(payload)
+
+    assert order.total == Decimal("0.30")
+    assert order.lines[0].unit_price * 3 == order.total
+
+
+# ----------------------------------------------------------------------------------- REST == GraphQL
+
+
+@pytest.mark.parametrize("name", ORDER_FIXTURES)
+def test_graphql_backfill_and_webhook_give_the_same_order(
+    emulator: ShopifyEmulator, adapter: ShopifyAdapter, name: str
+) -> None:
+    payload = fixture(name)
+    emulator.put_order(payload)
+
+    (page,) = fetch_all(adapter)
+
+    assert page.orders == (adapter.parse_order(payload),)
+
+
+def test_orders_with_more_lines_than_a_page_get_every_line(emulator: ShopifyEmulator, adapter: ShopifyAdapter) -> None:
+    many = [{"sku": f"PART-{i:03d}", "price": "1.25", "quantity": i + 1} for i in range(LINE_ITEMS_PAGE_SIZE * 3)]
+    payload = emulator.add_order(line_items=many)
+    emulator.add_order()
+
+    (page,) = fetch_all(adapter)
+
+    (big,) = [order for order in page.orders if order.external_id == str(payload["id"])]
+    assert [line.sku for line in big.lines] == [spec["sku"] for spec in many]
+    assert big == adapter.parse_order(payload)
+    assert page.calls == 2  # the page, then one query for the rest of the big order's lines
+
+
+# ------------------------------------------------------------------------------------------ the wire
+
+
+def test_sends_the_pinned_version_and_the_token(emulator: ShopifyEmulator, adapter: ShopifyAdapter) -> None:
+    emulator.add_order()
+
+    adapter.fetch_orders(since=datetime(2026, 11, 1, 12, 30, 15, 999, tzinfo=UTC), cursor=None)
+
+    (request,) = emulator.requests
+    assert request.method == "POST"
+    assert request.path == f"/admin/api/{API_VERSION}/graphql.json"
+    assert request.headers["x-shopify-access-token"] == emulator.access_token
+    assert request.headers["Content-Type"] == "application/json"
+    variables = request.json["variables"]
+    assert variables["query"] == "updated_at:>='2026-11-01T12:30:15Z'"
+    assert variables["first"] == ORDERS_PAGE_SIZE
+    assert "sortKey: UPDATED_AT" in request.json["query"]
+    assert request.response["extensions"]["cost"]["requestedQueryCost"] <= emulator.max_query_cost
+
+
+def test_without_since_no_filter_is_sent(emulator: ShopifyEmulator, adapter: ShopifyAdapter) -> None:
+    adapter.fetch_orders(since=None, cursor=None)
+
+    (request,) = emulator.requests
+    assert "query" not in request.json["variables"]
+
+
+def test_naive_since_is_taken_as_utc(emulator: ShopifyEmulator, adapter: ShopifyAdapter) -> None:
+    adapter.fetch_orders(since=datetime(2026, 11, 1, 8, 0), cursor=None)  # noqa: DTZ001 - the point of the test
+
+    assert emulator.requests[0].json["variables"]["query"] == "updated_at:>='2026-11-01T08:00:00Z'"
+
+
+def test_since_in_another_zone_is_converted_to_utc(emulator: ShopifyEmulator, adapter: ShopifyAdapter) -> None:
+    adapter.fetch_orders(since=datetime(2026, 11, 1, 8, 0, tzinfo=timezone(timedelta(hours=2))), cursor=None)
+
+    assert emulator.requests[0].json["variables"]["query"] == "updated_at:>='2026-11-01T06:00:00Z'"
+
+
+def test_pagination_of_120_orders(emulator: ShopifyEmulator, adapter: ShopifyAdapter, clock: VirtualClock) -> None:
+    start = datetime(2026, 10, 1, tzinfo=UTC)
+    ids = [str(emulator.add_order(updated_at=start + timedelta(minutes=i))["id"]) for i in range(120)]
+
+    pages = fetch_all(adapter)
+
+    assert len(pages) == math.ceil(120 / ORDERS_PAGE_SIZE)
+    assert [o.external_id for page in pages for o in page.orders] == ids
+    # 12 pages drain the 2,000-point bucket: the client waits for it to refill rather than be throttled
+    assert sum(page.calls for page in pages) == len(emulator.requests) == len(pages)
+    assert not any("errors" in r.response for r in emulator.requests)
+    assert clock.sleeps, "the bucket ran low, so the client had to pace itself"
+    cursors = [r.json["variables"].get("after") for r in emulator.requests]
+    assert cursors[0] is None
+    assert len(set(cursors)) == len(cursors)
+
+
+def test_an_order_changed_during_a_backfill_is_seen_again_not_lost(
+    emulator: ShopifyEmulator, adapter: ShopifyAdapter
+) -> None:
+    start = datetime.now(UTC) - timedelta(days=1)
+    ids = [str(emulator.add_order(updated_at=start + timedelta(minutes=i))["id"]) for i in range(15)]
+
+    first = adapter.fetch_orders(since=None, cursor=None)
+    emulator.update_order(ids[0], note="changed while paging")
+    rest = fetch_all_from(adapter, first.next_cursor)
+
+    seen = [o.external_id for o in first.orders] + [o.external_id for page in rest for o in page.orders]
+    assert set(seen) == set(ids)
+    assert seen.count(ids[0]) == 2
+    assert rest[-1].orders[-1].note == "changed while paging"
+
+
+def fetch_all_from(adapter: ShopifyAdapter, cursor: str | None) -> list[Any]:
+    pages = []
+    while cursor is not None:
+        page = adapter.fetch_orders(since=None, cursor=cursor)
+        pages.append(page)
+        cursor = page.next_cursor
+    return pages
+
+
+# ------------------------------------------------------------------------------- throttling and errors
+
+
+def test_throttled_call_waits_the_computed_time_then_succeeds(
+    emulator: ShopifyEmulator, adapter: ShopifyAdapter, clock: VirtualClock
+) -> None:
+    emulator.add_order()
+    emulator.force_throttled(1, currently_available=183)
+
+    page = adapter.fetch_orders(since=None, cursor=None)
+
+    assert len(page.orders) == 1
+    assert page.calls == 2
+    requested = emulator.requests[0].response["extensions"]["cost"]["requestedQueryCost"]
+    (waited,) = clock.sleeps
+    assert (requested - 183) / 100 <= waited <= (requested - 183) / 100 + THROTTLE_JITTER
+    assert [r.response.get("errors", [{}])[0].get("message") for r in emulator.requests] == [
+        "Throttled",
+        None,
+    ]
+
+
+def test_a_real_bucket_is_waited_for_on_a_shared_clock(clock: VirtualClock) -> None:
+    with ShopifyEmulator(clock=clock.monotonic) as emulator:
+        emulator.add_order()
+        emulator.set_available(250)
+        adapter = make_adapter(emulator, sleep=clock.sleep, clock=clock.monotonic)
+
+        page = adapter.fetch_orders(since=None, cursor=None)
+
+        requested = emulator.requests[0].response["extensions"]["cost"]["requestedQueryCost"]
+        assert len(page.orders) == 1
+        assert page.calls == 2
+        (waited,) = clock.sleeps
+        assert (requested - 250) / 100 <= waited <= (requested - 250) / 100 + THROTTLE_JITTER
+
+
+def test_the_client_paces_itself_before_the_bucket_runs_dry(clock: VirtualClock) -> None:
+    with ShopifyEmulator(clock=clock.monotonic) as emulator:
+        for _ in range(ORDERS_PAGE_SIZE * 2):
+            emulator.add_order()
+        emulator.set_available(1100)
+        adapter = make_adapter(emulator, sleep=clock.sleep, clock=clock.monotonic)
+
+        first = adapter.fetch_orders(since=None, cursor=None)
+        left = emulator.requests[0].response["extensions"]["cost"]["throttleStatus"]["currentlyAvailable"]
+        requested = emulator.requests[0].response["extensions"]["cost"]["requestedQueryCost"]
+        second = adapter.fetch_orders(since=None, cursor=first.next_cursor)
+
+        assert left < requested, "the first page must leave too little for the second"
+        assert second.calls == 1, "no THROTTLED answer: the client waited first"
+        assert not any("errors" in r.response for r in emulator.requests)
+        assert clock.sleeps == [pytest.approx((requested - left) / 100 + PACE_MARGIN, abs=0.011)]
+
+
+def test_endless_throttling_raises_throttled(
+    emulator: ShopifyEmulator, adapter: ShopifyAdapter, clock: VirtualClock
+) -> None:
+    emulator.force_throttled(100)
+
+    with pytest.raises(Throttled) as caught:
+        adapter.fetch_orders(since=None, cursor=None)
+
+    assert caught.value.retryable is True
+    assert caught.value.retry_after is not None
+    assert caught.value.retry_after > 0
+    tries = len(emulator.requests)
+    assert 2 <= tries < 100, "bounded retries"
+    assert len(clock.sleeps) == tries - 1
+
+
+def test_429_honours_retry_after(emulator: ShopifyEmulator, adapter: ShopifyAdapter, clock: VirtualClock) -> None:
+    emulator.fail_next(1, status=429, retry_after=3)
+
+    page = adapter.fetch_orders(since=None, cursor=None)
+
+    assert page.calls == 2
+    assert clock.sleeps == [3.0]
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+def test_server_errors_are_retried_with_backoff(
+    emulator: ShopifyEmulator, adapter: ShopifyAdapter, clock: VirtualClock, status: int
+) -> None:
+    emulator.add_order()
+    emulator.fail_next(2, status=status)
+
+    page = adapter.fetch_orders(since=None, cursor=None)
+
+    assert len(page.orders) == 1
+    assert page.calls == 3
+    first, second = clock.sleeps
+    assert 0.25 <= first <= 0.5
+    assert 0.5 <= second <= 1.0
+
+
+def test_a_lasting_outage_is_a_retryable_channel_error(
+    emulator: ShopifyEmulator, adapter: ShopifyAdapter, clock: VirtualClock
+) -> None:
+    emulator.fail_next(50, status=503)
+
+    with pytest.raises(ChannelError) as caught:
+        adapter.fetch_orders(since=None, cursor=None)
+
+    assert type(caught.value) is ChannelError
+    assert caught.value.retryable is True
+    assert "503" in str(caught.value)
+    assert 2 <= len(emulator.requests) < 50
+    assert clock.sleeps == sorted(clock.sleeps), "backoff grows"
+
+
+def test_unreachable_shop_is_a_retryable_channel_error(clock: VirtualClock) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with ShopifyEmulator() as emulator:
+        adapter = make_adapter(emulator, base_url=f"http://127.0.0.1:{port}", sleep=clock.sleep)
+
+        with pytest.raises(ChannelError) as caught:
+            adapter.fetch_orders(since=None, cursor=None)
+
+    assert caught.value.retryable is True
+    assert "could not reach Shopify" in str(caught.value)
+    assert len(clock.sleeps) >= 2
+
+
+def test_a_slow_shop_times_out_into_a_retryable_error(clock: VirtualClock) -> None:
+    with ShopifyEmulator(latency=0.3) as emulator:
+        adapter = make_adapter(emulator, timeout=0.05, sleep=clock.sleep)
+
+        with pytest.raises(ChannelError) as caught:
+            adapter.fetch_orders(since=None, cursor=None)
+
+    assert caught.value.retryable is True
+
+
+def test_wrong_token_is_authentication_failed(emulator: ShopifyEmulator, clock: VirtualClock) -> None:
+    adapter = make_adapter(emulator, token="shpat_wrong", sleep=clock.sleep)
+
+    with pytest.raises(AuthenticationFailed, match="Invalid API key or access token"):
+        adapter.fetch_orders(since=None, cursor=None)
+
+    assert len(emulator.requests) == 1, "no retry with a refused token"
+    assert emulator.requests[0].status == 401
+
+
+def test_missing_token_fails_before_calling(emulator: ShopifyEmulator) -> None:
+    adapter = make_adapter(emulator, token="")
+
+    with pytest.raises(AuthenticationFailed, match="access_token"):
+        adapter.fetch_orders(since=None, cursor=None)
+
+    assert emulator.requests == []
+
+
+def test_too_costly_a_page_is_halved_until_shopify_accepts_it(clock: VirtualClock) -> None:
+    with ShopifyEmulator(max_query_cost=500) as emulator:
+        ids = {str(emulator.add_order()["id"]) for _ in range(12)}
+        adapter = make_adapter(emulator, sleep=clock.sleep)
+
+        pages = fetch_all(adapter)
+
+        assert {o.external_id for page in pages for o in page.orders} == ids
+        refused = [r for r in emulator.requests if "errors" in r.response]
+        assert [r.response["errors"][0]["extensions"]["code"] for r in refused] == ["MAX_COST_EXCEEDED"]
+        assert adapter.orders_page_size == ORDERS_PAGE_SIZE // 2
+
+
+def test_graphql_errors_are_not_retried(emulator: ShopifyEmulator, clock: VirtualClock) -> None:
+    client = ShopifyGraphQLClient(endpoint=emulator.graphql_url, access_token=emulator.access_token, sleep=clock.sleep)
+
+    with pytest.raises(ChannelError) as caught:
+        client.execute("query { ordersss(first: 1) { nodes { id } } }")
+
+    assert caught.value.retryable is False
+    assert "Field 'ordersss' doesn't exist on type 'QueryRoot'" in str(caught.value)
+    assert client.calls == 1
+    assert clock.sleeps == []
+
+
+def test_client_counts_every_attempt(emulator: ShopifyEmulator, clock: VirtualClock) -> None:
+    client = ShopifyGraphQLClient(endpoint=emulator.graphql_url, access_token=emulator.access_token, sleep=clock.sleep)
+    emulator.fail_next(1, status=500)
+    emulator.force_throttled(1)
+
+    data = client.execute("{ shop { myshopifyDomain } }")
+
+    assert data == {"shop": {"myshopifyDomain": emulator.shop_domain}}
+    assert client.calls == 3
+    assert client.throttle_status is not None
+    assert client.throttle_status.maximum_available == 2000
+
+
+def test_fetched_orders_are_well_formed(emulator: ShopifyEmulator, adapter: ShopifyAdapter) -> None:
+    emulator.add_order(
+        currency="EUR",
+        shipping_address=None,
+        line_items=[{"sku": None, "requires_shipping": False, "price": "9.00"}],
+    )
+
+    (page,) = fetch_all(adapter)
+
+    (order,) = page.orders
+    assert_well_formed(order, source="fetched")
+    assert order.shipping_address is None
+    assert order.lines[0].sku == ""

@@ -1,0 +1,550 @@
+"""The Shopify emulator speaks Shopify's wire format: checked with plain requests, no adapter involved."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import re
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+import requests
+
+from tests.emulators import VirtualClock
+from tests.emulators.shopify import ShopifyEmulator, order_payload, sign, webhook_delivery
+
+
+@pytest.fixture
+def clock() -> VirtualClock:
+    return VirtualClock()
+
+
+@pytest.fixture
+def emulator(clock: VirtualClock) -> Iterator[ShopifyEmulator]:
+    with ShopifyEmulator(clock=clock.monotonic) as running:
+        yield running
+
+
+def post(
+    emulator: ShopifyEmulator, query: str, variables: dict[str, Any] | None = None, **extra: Any
+) -> requests.Response:
+    body: dict[str, Any] = {"query": query, **extra}
+    if variables is not None:
+        body["variables"] = variables
+    return requests.post(
+        emulator.graphql_url, json=body, timeout=5, headers={"X-Shopify-Access-Token": emulator.access_token}
+    )
+
+
+def gql(emulator: ShopifyEmulator, query: str, variables: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
+    response = post(emulator, query, variables, **extra)
+    assert response.status_code == 200, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+# ------------------------------------------------------------------------------------------------ HTTP
+
+
+def test_serves_on_loopback_with_a_free_port(emulator: ShopifyEmulator) -> None:
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+", emulator.base_url)
+    assert emulator.graphql_url.endswith(f"/admin/api/{emulator.api_version}/graphql.json")
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", "/admin/api/2019-04/graphql.json"),
+        ("POST", "/admin/api/{version}/orders.json"),
+        ("GET", "/admin/api/{version}/graphql.json"),
+        ("POST", "/"),
+    ],
+)
+def test_anything_but_the_graphql_endpoint_is_404(emulator: ShopifyEmulator, method: str, path: str) -> None:
+    url = emulator.base_url + path.format(version=emulator.api_version)
+
+    response = requests.request(
+        method,
+        url,
+        json={"query": "{ shop { name } }"},
+        timeout=5,
+        headers={"X-Shopify-Access-Token": emulator.access_token},
+    )
+
+    assert response.status_code == 404
+    assert response.json() == {"errors": "Not Found"}
+
+
+@pytest.mark.parametrize("token", [None, "", "shpat_not_the_token"])
+def test_a_missing_or_wrong_token_is_401(emulator: ShopifyEmulator, token: str | None) -> None:
+    headers = {} if token is None else {"X-Shopify-Access-Token": token}
+
+    response = requests.post(emulator.graphql_url, json={"query": "{ shop { name } }"}, headers=headers, timeout=5)
+
+    assert response.status_code == 401
+    assert response.json() == {"errors": "[API] Invalid API key or access token (unrecognized login or wrong password)"}
+
+
+@pytest.mark.parametrize("body", [b"not json", b"[]", b'{"variables": {}}', b'{"query": ""}', b""])
+def test_a_body_without_a_query_is_400(emulator: ShopifyEmulator, body: bytes) -> None:
+    response = requests.post(
+        emulator.graphql_url,
+        data=body,
+        timeout=5,
+        headers={"X-Shopify-Access-Token": emulator.access_token, "Content-Type": "application/json"},
+    )
+
+    assert response.status_code == 400
+    assert response.json() == {"errors": {"query": "Required parameter missing or invalid"}}
+
+
+def test_answers_carry_the_api_version_and_a_request_id(emulator: ShopifyEmulator) -> None:
+    response = post(emulator, "{ shop { name } }")
+
+    assert response.headers["X-Shopify-API-Version"] == emulator.api_version
+    assert response.headers["X-Request-Id"]
+    assert response.headers["Content-Type"].startswith("application/json")
+
+
+def test_records_every_request_from_many_threads(emulator: ShopifyEmulator) -> None:
+    threads = [threading.Thread(target=post, args=(emulator, "{ shop { name } }")) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    requests.get(emulator.base_url + "/nowhere", timeout=5)
+
+    recorded = emulator.requests
+
+    assert len(recorded) == 21
+    assert len(emulator.graphql_requests) == 20
+    first = recorded[0]
+    assert first.headers["x-shopify-access-token"] == emulator.access_token
+    assert first.json == {"query": "{ shop { name } }"}
+    assert first.status == 200
+    assert recorded[-1].status == 404
+    emulator.clear_requests()
+    assert emulator.requests == []
+
+
+def test_latency_is_injected_per_request(emulator: ShopifyEmulator) -> None:
+    emulator.latency = 0.2
+    started = time.perf_counter()
+
+    post(emulator, "{ shop { name } }")
+
+    assert time.perf_counter() - started >= 0.2
+
+
+def test_server_errors_can_be_injected(emulator: ShopifyEmulator) -> None:
+    emulator.fail_next(2, status=502)
+
+    assert post(emulator, "{ shop { name } }").status_code == 502
+    second = post(emulator, "{ shop { name } }")
+    assert (second.status_code, second.json()) == (502, {"errors": "Bad Gateway"})
+    assert post(emulator, "{ shop { name } }").status_code == 200
+
+
+def test_429_comes_with_retry_after(emulator: ShopifyEmulator) -> None:
+    emulator.fail_next(1, status=429, retry_after=4)
+
+    response = post(emulator, "{ shop { name } }")
+
+    assert response.status_code == 429
+    assert response.headers["Retry-After"] == "4.0"
+
+
+def test_stop_frees_the_port() -> None:
+    emulator = ShopifyEmulator().start()
+    url = emulator.graphql_url
+    emulator.stop()
+
+    with pytest.raises(requests.ConnectionError):
+        requests.post(url, json={}, timeout=2)
+
+
+# ---------------------------------------------------------------------------------------------- GraphQL
+
+
+def test_returns_only_the_selected_fields_under_their_aliases(emulator: ShopifyEmulator) -> None:
+    order = emulator.add_order(name="#2001")
+
+    result = gql(
+        emulator,
+        "{ orders(first: 5) { nodes { __typename id number: name totalPriceSet { shopMoney { amount } } } } }",
+    )
+
+    (node,) = result["data"]["orders"]["nodes"]
+    assert node == {
+        "__typename": "Order",
+        "id": f"gid://shopify/Order/{order['id']}",
+        "number": "#2001",
+        "totalPriceSet": {"shopMoney": {"amount": node["totalPriceSet"]["shopMoney"]["amount"]}},
+    }
+    assert Decimal(node["totalPriceSet"]["shopMoney"]["amount"]) == Decimal(order["total_price"])
+
+
+def test_renders_an_order_the_way_the_graphql_api_does(emulator: ShopifyEmulator) -> None:
+    order = emulator.add_order(
+        created_at=datetime(2026, 11, 20, 14, 0, tzinfo=UTC),
+        tags="b, a",
+        financial_status="partially_refunded",
+        cancel_reason="customer",
+    )
+
+    result = gql(
+        emulator,
+        """{ orders(first: 1) { nodes {
+        legacyResourceId createdAt tags displayFinancialStatus cancelReason
+        subtotalPriceSet { shopMoney { amount currencyCode } }
+        lineItems(first: 5) { nodes { id variant { legacyResourceId } } } } } }""",
+    )
+
+    (node,) = result["data"]["orders"]["nodes"]
+    assert node["legacyResourceId"] == str(order["id"])
+    assert node["createdAt"] == "2026-11-20T14:00:00Z"
+    assert node["tags"] == ["b", "a"]
+    assert node["displayFinancialStatus"] == "PARTIALLY_REFUNDED"
+    assert node["cancelReason"] == "CUSTOMER"
+    assert node["subtotalPriceSet"]["shopMoney"]["currencyCode"] == "USD"
+    assert re.fullmatch(r"\d+\.\d+", node["subtotalPriceSet"]["shopMoney"]["amount"])
+    line = order["line_items"][0]
+    assert node["lineItems"]["nodes"][0] == {
+        "id": f"gid://shopify/LineItem/{line['id']}",
+        "variant": {"legacyResourceId": str(line["variant_id"])},
+    }
+
+
+def test_variables_defaults_inline_arguments_fragments_and_directives(emulator: ShopifyEmulator) -> None:
+    for _ in range(3):
+        emulator.add_order()
+    query = """
+    query Page($n: Int = 2, $withName: Boolean!) {
+      orders(first: $n, sortKey: ID, reverse: true) {
+        nodes { ...Bits ... on Order { email } name @include(if: $withName) }
+      }
+    }
+    fragment Bits on Order { id }
+    """
+
+    result = gql(emulator, query, {"withName": False})
+
+    nodes = result["data"]["orders"]["nodes"]
+    assert len(nodes) == 2
+    assert set(nodes[0]) == {"id", "email"}
+    assert nodes[0]["id"] > nodes[1]["id"]
+
+
+def test_operation_name_picks_one_of_several(emulator: ShopifyEmulator) -> None:
+    query = "query A { shop { name } } query B { shop { myshopifyDomain } }"
+
+    assert gql(emulator, query, operationName="B")["data"] == {"shop": {"myshopifyDomain": emulator.shop_domain}}
+    assert "operation name is required" in gql(emulator, query)["errors"][0]["message"]
+
+
+def test_edges_cursors_and_page_info_paginate(emulator: ShopifyEmulator) -> None:
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    ids = [emulator.add_order(updated_at=start + timedelta(hours=i))["id"] for i in range(5)]
+    query = """query($after: String) { orders(first: 2, after: $after, sortKey: UPDATED_AT) {
+        edges { cursor node { legacyResourceId } } pageInfo { hasNextPage hasPreviousPage endCursor } } }"""
+
+    seen, after, pages = [], None, 0
+    while True:
+        connection = gql(emulator, query, {"after": after})["data"]["orders"]
+        pages += 1
+        seen += [int(edge["node"]["legacyResourceId"]) for edge in connection["edges"]]
+        assert connection["pageInfo"]["endCursor"] == connection["edges"][-1]["cursor"]
+        assert connection["pageInfo"]["hasPreviousPage"] is (after is not None)
+        if not connection["pageInfo"]["hasNextPage"]:
+            break
+        after = connection["pageInfo"]["endCursor"]
+
+    assert (seen, pages) == (ids, 3)
+
+
+def test_search_filters_by_update_time_and_warns_of_unknown_fields(emulator: ShopifyEmulator) -> None:
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    ids = [emulator.add_order(updated_at=start + timedelta(days=i))["id"] for i in range(5)]
+
+    later = gql(
+        emulator,
+        "{ orders(first: 10, query: \"updated_at:>='2026-01-03T00:00:00Z'\") { nodes { legacyResourceId } } }",
+    )
+    window = gql(
+        emulator,
+        "{ orders(first: 10, query: \"updated_at:>2026-01-02 updated_at:<'2026-01-04'\") "
+        "{ nodes { legacyResourceId } } }",
+    )
+    odd = gql(emulator, '{ orders(first: 10, query: "colour:blue") { nodes { id } } }')
+
+    assert [int(n["legacyResourceId"]) for n in later["data"]["orders"]["nodes"]] == ids[2:]
+    assert [int(n["legacyResourceId"]) for n in window["data"]["orders"]["nodes"]] == ids[2:3]
+    assert odd["extensions"]["search"][0]["warnings"][0]["field"] == "colour"
+
+
+def test_order_by_id(emulator: ShopifyEmulator) -> None:
+    order = emulator.add_order()
+
+    found = gql(emulator, "query($id: ID!) { order(id: $id) { name } }", {"id": order["admin_graphql_api_id"]})
+    missing = gql(emulator, '{ order(id: "gid://shopify/Order/1") { name } }')
+    no_id = gql(emulator, "{ order { name } }")
+
+    assert found["data"] == {"order": {"name": order["name"]}}
+    assert missing["data"] == {"order": None}
+    assert no_id["errors"][0]["extensions"]["code"] == "missingRequiredArguments"
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("{ nope { id } }", "Field 'nope' doesn't exist on type 'QueryRoot'"),
+        ("mutation { nope(input: {}) { id } }", "Field 'nope' doesn't exist on type 'Mutation'"),
+        ("{ orders(first: 1) { nodes { colour } } }", "Field 'colour' doesn't exist on type 'Order'"),
+        (
+            "{ orders(first: 1, colour: RED) { nodes { id } } }",
+            "Field 'orders' doesn't accept argument 'colour'",
+        ),
+        ("{ orders(first: 1) { nodes { customer } } }", "Field must have selections"),
+        ("{ orders(first: 1) { nodes { id { x } } } }", "Selections can't be made on scalars"),
+        ("{ orders { nodes { id } } }", "you must provide one of first or last"),
+        ("{ orders(first: 251) { nodes { id } } }", "The first argument must be between 0 and 250"),
+        ('{ orders(first: 1, after: "garbage") { nodes { id } } }', "Invalid cursor"),
+        ("{ orders(first: 1) { nodes { ...Missing } } }", "Fragment Missing was used, but not defined"),
+        ("{ orders(first: 1) { nodes { id }", 'Parse error on "end of file"'),
+    ],
+)
+def test_bad_queries_get_graphql_errors_and_no_data(emulator: ShopifyEmulator, query: str, message: str) -> None:
+    emulator.add_order()
+
+    response = post(emulator, query)
+
+    assert response.status_code == 200
+    body = response.json()
+    assert "data" not in body
+    assert message in body["errors"][0]["message"]
+
+
+def test_unknown_root_field_error_has_shopifys_shape(emulator: ShopifyEmulator) -> None:
+    (error,) = gql(emulator, "{\n  nope { id }\n}")["errors"]
+
+    assert error == {
+        "message": "Field 'nope' doesn't exist on type 'QueryRoot'",
+        "locations": [{"line": 2, "column": 3}],
+        "path": ["query", "nope"],
+        "extensions": {"code": "undefinedField", "typeName": "QueryRoot", "fieldName": "nope"},
+    }
+
+
+def test_new_root_fields_can_be_registered(emulator: ShopifyEmulator) -> None:
+    emulator.register_root_field(
+        "locations",
+        lambda args: {
+            "__typename": "LocationConnection",
+            "nodes": [{"__typename": "Location", "id": "gid://shopify/Location/1", "name": "Main"}],
+        },
+        arguments=("first",),
+    )
+    emulator.register_root_field(
+        "ping",
+        lambda args: {"__typename": "PingPayload", "echo": args["text"]},
+        operation="mutation",
+        arguments=("text",),
+        required=("text",),
+    )
+
+    query = gql(emulator, "{ locations(first: 5) { nodes { name } } }")
+    mutation = gql(emulator, 'mutation { ping(text: "hi") { echo } }')
+
+    assert query["data"] == {"locations": {"nodes": [{"name": "Main"}]}}
+    assert mutation["data"] == {"ping": {"echo": "hi"}}
+    assert mutation["extensions"]["cost"]["requestedQueryCost"] == 11
+
+
+# ------------------------------------------------------------------------------------------------- cost
+
+
+@pytest.mark.parametrize(
+    ("query", "requested"),
+    [
+        ("{ shop { name } }", 1),
+        ("{ orders(first: 10) { nodes { id } } }", 12),
+        ("{ orders(first: 10) { pageInfo { hasNextPage } edges { cursor node { id } } } }", 13),
+        ("{ orders(first: 5) { nodes { customer { id } totalPriceSet { shopMoney { amount } } } } }", 22),
+        (
+            "{ orders(first: 4) { nodes { lineItems(first: 3) { nodes {"
+            " taxLines { priceSet { shopMoney { amount } } } } } } } }",
+            2 + 4 * (1 + 2 + 3 * (1 + 3)),
+        ),
+    ],
+)
+def test_requested_cost_follows_shopifys_rules(emulator: ShopifyEmulator, query: str, requested: int) -> None:
+    cost = gql(emulator, query)["extensions"]["cost"]
+
+    assert cost["requestedQueryCost"] == requested
+
+
+def test_actual_cost_counts_what_came_back_and_is_what_the_bucket_pays(emulator: ShopifyEmulator) -> None:
+    for _ in range(3):
+        emulator.add_order()
+
+    cost = gql(emulator, "{ orders(first: 50) { nodes { id } } }")["extensions"]["cost"]
+
+    assert cost["requestedQueryCost"] == 52
+    assert cost["actualQueryCost"] == 5
+    assert cost["throttleStatus"] == {
+        "maximumAvailable": 2000.0,
+        "currentlyAvailable": 1995,
+        "restoreRate": 100.0,
+    }
+
+
+def test_a_query_over_the_single_query_limit_is_refused(emulator: ShopifyEmulator) -> None:
+    result = gql(emulator, "{ orders(first: 250) { nodes { lineItems(first: 250) { nodes { id } } } } }")
+
+    (error,) = result["errors"]
+    assert error["extensions"]["code"] == "MAX_COST_EXCEEDED"
+    assert error["extensions"]["cost"] == 2 + 250 * (1 + 2 + 250)
+    assert error["extensions"]["maxCost"] == 1000
+    assert error["message"].startswith(f"Query cost is {2 + 250 * 253}, which exceeds the single query max cost")
+
+
+def test_an_empty_bucket_answers_throttled(emulator: ShopifyEmulator) -> None:
+    emulator.set_available(5)
+
+    result = gql(emulator, "{ orders(first: 10) { nodes { id } } }")
+
+    assert result == {
+        "errors": [
+            {
+                "message": "Throttled",
+                "extensions": {
+                    "code": "THROTTLED",
+                    "documentation": "https://shopify.dev/api/usage/rate-limits",
+                },
+            }
+        ],
+        "extensions": {
+            "cost": {
+                "requestedQueryCost": 12,
+                "actualQueryCost": None,
+                "throttleStatus": {"maximumAvailable": 2000.0, "currentlyAvailable": 5, "restoreRate": 100.0},
+            }
+        },
+    }
+
+
+def test_the_bucket_leaks_back_at_the_restore_rate(emulator: ShopifyEmulator, clock: VirtualClock) -> None:
+    emulator.set_available(0)
+
+    clock.advance(0.5)
+    assert emulator.throttle_status()["currentlyAvailable"] == 50
+    clock.advance(60)
+    assert emulator.throttle_status()["currentlyAvailable"] == 2000
+
+
+def test_forced_throttles_then_normal_service(emulator: ShopifyEmulator) -> None:
+    emulator.force_throttled(2, currently_available=7)
+
+    first = gql(emulator, "{ shop { name } }")
+    gql(emulator, "{ shop { name } }")
+    third = gql(emulator, "{ shop { name } }")
+
+    assert first["errors"][0]["extensions"]["code"] == "THROTTLED"
+    assert first["extensions"]["cost"]["throttleStatus"]["currentlyAvailable"] == 7
+    assert third["data"] == {"shop": {"name": "OMS Emulator"}}
+
+
+# ----------------------------------------------------------------------------------------- store helpers
+
+
+def test_order_payload_is_consistent_and_fresh() -> None:
+    first, second = order_payload(), order_payload()
+
+    assert first["id"] != second["id"]
+    assert first["admin_graphql_api_id"] == f"gid://shopify/Order/{first['id']}"
+    lines = sum(Decimal(li["price"]) * li["quantity"] for li in first["line_items"])
+    assert Decimal(first["total_line_items_price"]) == lines
+    assert Decimal(first["total_price"]) == (
+        Decimal(first["subtotal_price"])
+        + Decimal(first["total_shipping_price_set"]["shop_money"]["amount"])
+        + Decimal(first["total_tax"])
+    )
+    assert isinstance(first["tags"], str)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d", first["updated_at"])
+
+
+def test_order_payload_overrides() -> None:
+    payload = order_payload(
+        currency="EUR",
+        email="x@example.de",
+        shipping_address=None,
+        line_items=[{"sku": None, "price": "9.50", "requires_shipping": False, "tax": "1.52"}],
+    )
+
+    assert "shipping_address" not in payload
+    assert payload["shipping_lines"] == []
+    assert payload["line_items"][0]["sku"] is None
+    assert payload["total_price"] == "11.02"
+    assert payload["total_price_set"]["shop_money"]["currency_code"] == "EUR"
+    assert payload["customer"]["email"] == "x@example.de"
+
+
+def test_update_order_moves_updated_at_forward(emulator: ShopifyEmulator) -> None:
+    order = emulator.add_order(updated_at=datetime.now(UTC) + timedelta(hours=1))
+
+    changed = emulator.update_order(order["id"], note="moved")
+
+    assert datetime.fromisoformat(changed["updated_at"]) > datetime.fromisoformat(order["updated_at"])
+    assert changed["note"] == "moved"
+    assert emulator.get_order(order["id"])["note"] == "moved"
+    with pytest.raises(ValueError, match="already exists"):
+        emulator.add_order(id=order["id"])
+
+
+# ---------------------------------------------------------------------------------------------- webhooks
+
+
+def test_sign_is_base64_hmac_sha256_of_the_raw_body() -> None:
+    body = b'{"id":1}'
+
+    expected = base64.b64encode(hmac.new(b"secret", body, hashlib.sha256).digest()).decode()
+
+    assert sign(body, "secret") == expected
+
+
+def test_webhook_delivery_has_shopifys_headers() -> None:
+    payload = order_payload()
+
+    headers, body = webhook_delivery("orders/create", payload, "secret", shop_domain="x.myshopify.com")
+    again, _ = webhook_delivery(
+        "orders/create",
+        payload,
+        "secret",
+        shop_domain="x.myshopify.com",
+        event_id=headers["X-Shopify-Event-Id"],
+    )
+
+    assert json.loads(body) == payload
+    assert body == json.dumps(payload, separators=(",", ":")).encode()  # compact, as Shopify sends
+    assert headers["Content-Type"] == "application/json"
+    assert headers["X-Shopify-Topic"] == "orders/create"
+    assert headers["X-Shopify-Hmac-Sha256"] == sign(body, "secret")
+    assert headers["X-Shopify-Shop-Domain"] == "x.myshopify.com"
+    assert headers["X-Shopify-API-Version"] == "2026-07"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z", headers["X-Shopify-Triggered-At"])
+    assert again["X-Shopify-Event-Id"] == headers["X-Shopify-Event-Id"]
+    assert again["X-Shopify-Webhook-Id"] != headers["X-Shopify-Webhook-Id"]
+
+
+def test_webhook_delivery_signs_raw_bytes_as_given() -> None:
+    headers, body = webhook_delivery("orders/create", b"{broken", "secret")
+
+    assert body == b"{broken"
+    assert headers["X-Shopify-Hmac-Sha256"] == sign(b"{broken", "secret")
