@@ -18,6 +18,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
+WORKER_CLASS = "rq.worker.SimpleWorker"
 
 
 def percentile(values: list[float], pct: float) -> float:
@@ -120,16 +121,22 @@ def gunicorn(env: dict[str, str], *, workers: int = 2, threads: int = 4) -> Iter
 
 @contextlib.contextmanager
 def rq_workers(env: dict[str, str], count: int, queues: tuple[str, ...] = ("default",)) -> Iterator[None]:
-    procs = [
-        subprocess.Popen(
-            [PYTHON, "manage.py", "rqworker", *queues, "--burst"],
-            cwd=ROOT,
-            env=env,
-            start_new_session=True,
-            stdout=subprocess.DEVNULL,
-        )
-        for _ in range(count)
-    ]
+    """`count` burst workers of the kind deployments run (no fork per job); their logs go to bench/results/."""
+    log_dir = ROOT / "bench" / "results"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    procs = []
+    for n in range(count):
+        with open(log_dir / f"worker-{n}.log", "w") as log:
+            procs.append(
+                subprocess.Popen(
+                    [PYTHON, "manage.py", "rqworker", *queues, "--burst", "--worker-class", WORKER_CLASS],
+                    cwd=ROOT,
+                    env=env,
+                    start_new_session=True,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            )
     try:
         yield
         for p in procs:

@@ -104,6 +104,8 @@ def main() -> None:
     parser.add_argument("--duplicates", type=float, default=0.05, help="share of deliveries sent twice")
     parser.add_argument("--connections", type=int, default=24, help="client keep-alive connections")
     parser.add_argument("--workers", type=int, default=2, help="RQ workers that drain the inbox")
+    parser.add_argument("--web-workers", type=int, default=2, help="gunicorn worker processes")
+    parser.add_argument("--web-threads", type=int, default=4, help="threads per gunicorn worker")
     args = parser.parse_args()
 
     env = bench_env(DATABASE_URL, REDIS_URL)
@@ -135,7 +137,7 @@ def main() -> None:
         f"offering {len(deliveries)} deliveries ({unique} unique orders) at {args.rate:.0f}/s "
         f"over {len(deliveries) / args.rate:.1f} s, {args.connections} connections"
     )
-    with gunicorn(env) as base:
+    with gunicorn(env, workers=args.web_workers, threads=args.web_threads) as base:
         out: mp.Queue = mp.Queue()
         proc = mp.Process(target=load, args=(base, deliveries, args.rate, args.connections, out))
         proc.start()

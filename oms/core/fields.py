@@ -33,10 +33,17 @@ def encrypt_text(value: str) -> str:
 
 
 def decrypt_text(stored: str) -> str:
+    return _decrypt_cached(stored, tuple(settings.FIELD_ENCRYPTION_KEYS))
+
+
+@lru_cache(maxsize=512)
+def _decrypt_cached(stored: str, keys: tuple[str, ...]) -> str:
+    # Keyed by the ciphertext: every encryption yields a new token, so a changed secret is never served stale.
+    # Webhook intake reads the channel row on every delivery; this keeps decryption off that path.
     if not stored.startswith(_PREFIX):
         raise ImproperlyConfigured("an encrypted field holds a value that was not encrypted")
     try:
-        return fernet().decrypt(stored[len(_PREFIX) :].encode()).decode()
+        return _fernet(keys).decrypt(stored[len(_PREFIX) :].encode()).decode()
     except InvalidToken as exc:
         raise ImproperlyConfigured("no key in FIELD_ENCRYPTION_KEYS decrypts a stored secret") from exc
 

@@ -43,6 +43,12 @@ class SalesChannel(models.Model):
     def webhook_secrets(self) -> list[str]:
         return [s for s in (self.webhook_secret, self.webhook_secret_previous) if s]
 
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        super().save(*args, **kwargs)
+        from oms.core.selectors import channel_cache_clear  # the cache lives with the reads
+
+        channel_cache_clear()
+
 
 class InboundEvent(models.Model):
     """A webhook delivery, stored before it is acknowledged; unique per channel and the channel's event id."""

@@ -14,6 +14,7 @@ from typing import Any
 import django_rq
 from django.conf import settings
 from django.db import transaction
+from redis import Redis
 from redis.exceptions import RedisError
 from rq import Queue, Retry
 
@@ -27,9 +28,18 @@ def _inline_connection() -> Any:
     return fakeredis.FakeRedis()
 
 
+@lru_cache(maxsize=8)
+def _connection(url: str) -> Redis:
+    # One connection pool per process and URL: building one per enqueue costs a TCP handshake every time.
+    return Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5, health_check_interval=30)
+
+
 def get_queue(name: str) -> Queue:
     if settings.OMS_JOBS_INLINE:
         return django_rq.get_queue(name, is_async=False, connection=_inline_connection())
+    config = settings.RQ_QUEUES[name]
+    if "URL" in config:
+        return django_rq.get_queue(name, connection=_connection(config["URL"]))
     return django_rq.get_queue(name)
 
 

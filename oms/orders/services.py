@@ -19,7 +19,14 @@ from django.core.cache import cache
 from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
 
-from channels_adapters.base import ChannelAddress, ChannelError, ChannelOrder, InvalidPayload, WebhookEnvelope
+from channels_adapters.base import (
+    ChannelAddress,
+    ChannelError,
+    ChannelLine,
+    ChannelOrder,
+    InvalidPayload,
+    WebhookEnvelope,
+)
 from oms.core.models import InboundEvent, SalesChannel
 from oms.core.queue import enqueue_after_commit, enqueue_now, get_queue
 from oms.core.services import Actor, actor_label_for, audit_record
@@ -256,8 +263,11 @@ class IngestResult:
     stale: bool = False
 
 
-def _customer_for(channel: SalesChannel, co: ChannelOrder) -> Customer | None:
-    """Find the customer by channel identity, then e-mail, then phone; create one if nobody matches."""
+def _customer_for(channel: SalesChannel, co: ChannelOrder) -> tuple[Customer | None, bool]:
+    """Find the customer by channel identity, then e-mail, then phone; create one if nobody matches.
+
+    Returns (customer, created).
+    """
     c = co.customer
     email = normalize_email((c.email if c else "") or co.email)
     country = co.shipping_address.country_code if co.shipping_address else ""
@@ -266,22 +276,26 @@ def _customer_for(channel: SalesChannel, co: ChannelOrder) -> Customer | None:
     first = (c.first_name if c else "") or ""
     last = (c.last_name if c else "") or ""
     if not (email or phone or external_id or first or last):
-        return None
+        return None, False
 
     customer = None
+    identity_known = False
     if external_id:
         identity = (
             CustomerIdentity.objects.select_related("customer").filter(channel=channel, external_id=external_id).first()
         )
         customer = identity.customer if identity else None
+        identity_known = identity is not None
     if customer is None and email:
         customer = Customer.objects.filter(email=email).first()
     if customer is None and phone:
         customer = Customer.objects.filter(phone=phone).order_by("id").first()
+    created = False
     if customer is None:
         try:
             with transaction.atomic():
                 customer = Customer.objects.create(email=email or None, phone=phone, first_name=first, last_name=last)
+                created = True
         except IntegrityError:  # another delivery created the same e-mail a moment ago
             customer = Customer.objects.get(email=email)
     else:
@@ -295,18 +309,26 @@ def _customer_for(channel: SalesChannel, co: ChannelOrder) -> Customer | None:
             changed.append("email")
         if changed:
             customer.save(update_fields=[*changed, "updated_at"])
-    if external_id:
-        try:
-            with transaction.atomic():
-                CustomerIdentity.objects.get_or_create(
-                    channel=channel, external_id=external_id, defaults={"customer": customer}
-                )
-        except IntegrityError:
-            pass  # created concurrently for the same customer
-    return customer
+    if external_id and not identity_known:
+        # get_or_create takes its own savepoint and re-reads when a concurrent delivery inserted first.
+        CustomerIdentity.objects.get_or_create(
+            channel=channel, external_id=external_id, defaults={"customer": customer}
+        )
+    return customer, created
 
 
-def _address_for(customer: Customer | None, raw: ChannelAddress | None) -> Address | None:
+def _address_for(
+    customer: Customer | None,
+    raw: ChannelAddress | None,
+    *,
+    fresh: bool = False,
+    seen: dict[str, Address] | None = None,
+) -> Address | None:
+    """The customer's stored address equal to `raw`, stored now if new.
+
+    `fresh`: the customer was created in this transaction, so none of its addresses can exist yet.
+    `seen`: addresses already resolved in this transaction (billing is often the shipping address).
+    """
     if raw is None:
         return None
     norm = normalize_address(
@@ -333,13 +355,14 @@ def _address_for(customer: Customer | None, raw: ChannelAddress | None) -> Addre
         "problems": norm.problems,
     }
     fingerprint = norm.fingerprint()
-    if customer is None:
-        return Address.objects.create(customer=None, fingerprint=fingerprint, **fields)
-    try:
-        with transaction.atomic():
-            address, _ = Address.objects.get_or_create(customer=customer, fingerprint=fingerprint, defaults=fields)
-    except IntegrityError:
-        address = Address.objects.get(customer=customer, fingerprint=fingerprint)
+    if seen is not None and fingerprint in seen:
+        return seen[fingerprint]
+    if customer is None or fresh:
+        address = Address.objects.create(customer=customer, fingerprint=fingerprint, **fields)
+    else:
+        address, _ = Address.objects.get_or_create(customer=customer, fingerprint=fingerprint, defaults=fields)
+    if seen is not None:
+        seen[fingerprint] = address
     return address
 
 
@@ -365,23 +388,33 @@ def _order_fields(co: ChannelOrder) -> dict[str, Any]:
     }
 
 
+def _line_values(cl: ChannelLine) -> dict[str, Any]:
+    return {
+        "sku": cl.sku[:100],
+        "title": cl.title[:255] or cl.sku or "(untitled)",
+        "variant_title": cl.variant_title[:255],
+        "quantity": cl.quantity,
+        "unit_price": cl.unit_price,
+        "tax": cl.tax,
+        "discount": cl.discount,
+        "requires_shipping": cl.requires_shipping,
+        "external_variant_id": cl.external_variant_id[:64],
+    }
+
+
+def _create_lines(order: Order, co: ChannelOrder) -> list[OrderLine]:
+    lines = [OrderLine(order=order, external_id=cl.external_id, **_line_values(cl)) for cl in co.lines]
+    OrderLine.objects.bulk_create(lines)
+    return lines
+
+
 def _sync_lines(order: Order, co: ChannelOrder) -> bool:
     existing = {line.external_id: line for line in order.lines.all()}
     changed = False
     seen = set()
     for cl in co.lines:
         seen.add(cl.external_id)
-        values = {
-            "sku": cl.sku[:100],
-            "title": cl.title[:255] or cl.sku or "(untitled)",
-            "variant_title": cl.variant_title[:255],
-            "quantity": cl.quantity,
-            "unit_price": cl.unit_price,
-            "tax": cl.tax,
-            "discount": cl.discount,
-            "requires_shipping": cl.requires_shipping,
-            "external_variant_id": cl.external_variant_id[:64],
-        }
+        values = _line_values(cl)
         line = existing.get(cl.external_id)
         if line is None:
             OrderLine.objects.create(order=order, external_id=cl.external_id, **values)
@@ -410,11 +443,15 @@ def _validate_order(co: ChannelOrder) -> None:
         raise InvalidPayload(f"order {co.number} has currency {co.currency!r}")
 
 
-def _automatic_holds(order: Order, *, system: str) -> None:
-    """Hold for what a packer could not fix: a shippable line with no SKU, an address carriers would refuse."""
+def _automatic_holds(order: Order, *, system: str, lines: list[OrderLine] | None = None, fresh: bool = False) -> None:
+    """Hold for what a packer could not fix: a shippable line with no SKU, an address carriers would refuse.
+
+    `fresh`: the order was created in this transaction (so it has no holds to release yet).
+    """
     if order.status not in HOLDABLE:
         return
-    lines = list(order.lines.all())
+    if lines is None:
+        lines = list(order.lines.all())
     no_sku = [line.title for line in lines if line.requires_shipping and not line.sku]
     if no_sku:
         _hold(
@@ -436,7 +473,7 @@ def _automatic_holds(order: Order, *, system: str) -> None:
             actor=None,
             system=system,
         )
-    elif address is not None and not address.problems:
+    elif address is not None and not address.problems and not fresh:
         stale = list(order.holds.filter(reason=HoldReason.ADDRESS_INVALID, released_at__isnull=True))
         if stale:
             _release(order, stale, note="address corrected on the channel", actor=None, system=system)
@@ -460,7 +497,8 @@ def _ingest(channel: SalesChannel, co: ChannelOrder, *, source: str, outermost: 
     system = f"{channel.slug}:{source}"
     order = Order.objects.select_for_update().filter(channel=channel, external_id=co.external_id).first()
     if order is None:
-        customer = _customer_for(channel, co)
+        customer, customer_created = _customer_for(channel, co)
+        addresses: dict[str, Address] = {}
         fields = _order_fields(co)
         status = OrderStatus.CANCELLED if co.cancelled_at else base_status(fields["payment_status"])
         try:
@@ -470,8 +508,10 @@ def _ingest(channel: SalesChannel, co: ChannelOrder, *, source: str, outermost: 
                     external_id=co.external_id,
                     status=status,
                     customer=customer,
-                    shipping_address=_address_for(customer, co.shipping_address),
-                    billing_address=_address_for(customer, co.billing_address),
+                    shipping_address=_address_for(
+                        customer, co.shipping_address, fresh=customer_created, seen=addresses
+                    ),
+                    billing_address=_address_for(customer, co.billing_address, fresh=customer_created, seen=addresses),
                     cancelled_at=co.cancelled_at,
                     cancel_reason=co.cancel_reason[:200],
                     **fields,
@@ -482,10 +522,10 @@ def _ingest(channel: SalesChannel, co: ChannelOrder, *, source: str, outermost: 
                 raise ConcurrentInsert(co.external_id) from None
             order = Order.objects.select_for_update().get(channel=channel, external_id=co.external_id)
         else:
-            _sync_lines(order, co)
+            lines = _create_lines(order, co)
             _event(order, "received", f"Received from {channel.name} ({source})", actor_label=system)
             audit_record(actor=None, verb="order.ingest", obj=order, after=_snapshot(order), system=system)
-            _automatic_holds(order, system=system)
+            _automatic_holds(order, system=system, lines=lines, fresh=True)
             return IngestResult(order=order, created=True, changed=True)
 
     if co.updated_at < order.channel_updated_at:
@@ -500,12 +540,13 @@ def _order_update(order: Order, channel: SalesChannel, co: ChannelOrder, *, sour
     changed_fields = [k for k, v in fields.items() if getattr(order, k) != v and k != "channel_updated_at"]
     for k, v in fields.items():
         setattr(order, k, v)
-    customer = order.customer or _customer_for(channel, co)
+    customer = order.customer or _customer_for(channel, co)[0]
     if customer is not None and order.customer_id != customer.pk:
         order.customer = customer
         changed_fields.append("customer")
+    addresses: dict[str, Address] = {}
     for attr, raw in (("shipping_address", co.shipping_address), ("billing_address", co.billing_address)):
-        address = _address_for(order.customer, raw)
+        address = _address_for(order.customer, raw, seen=addresses)
         if (address.pk if address else None) != getattr(order, f"{attr}_id"):
             setattr(order, attr, address)
             changed_fields.append(attr)
@@ -568,21 +609,31 @@ def _order_update(order: Order, channel: SalesChannel, co: ChannelOrder, *, sour
 
 
 def inbound_event_store(*, channel: SalesChannel, envelope: WebhookEnvelope, body: str) -> tuple[InboundEvent, bool]:
-    """Store a verified delivery once; enqueue its processing after commit. (event, created)."""
-    now = timezone.now()
+    """Store a verified delivery once and enqueue its processing once it is committed. (event, created)."""
+    key = envelope.event_id[:191]
+    row = {
+        "channel": channel,
+        "event_key": key,
+        "topic": envelope.topic[:100],
+        "resource_id": envelope.resource_id[:64],
+        "body": body,
+        "enqueued_at": timezone.now(),
+    }
+    if connection.in_atomic_block:
+        try:
+            with transaction.atomic():
+                event = InboundEvent.objects.create(**row)
+                enqueue_after_commit(INBOX_JOB, event.pk, queue="default", job_id=f"inbox-{event.pk}")
+        except IntegrityError:
+            return InboundEvent.objects.get(channel=channel, event_key=key), False
+        return event, True
+    # On the request path (autocommit) the INSERT is its own transaction: committed when it returns, with no
+    # BEGIN/COMMIT round trips around it; the unique constraint turns a repeat into an IntegrityError.
     try:
-        with transaction.atomic():
-            event = InboundEvent.objects.create(
-                channel=channel,
-                event_key=envelope.event_id[:191],
-                topic=envelope.topic[:100],
-                resource_id=envelope.resource_id[:64],
-                body=body,
-                enqueued_at=now,
-            )
-            enqueue_after_commit(INBOX_JOB, event.pk, queue="default", job_id=f"inbox-{event.pk}")
+        event = InboundEvent.objects.create(**row)
     except IntegrityError:
-        return InboundEvent.objects.get(channel=channel, event_key=envelope.event_id[:191]), False
+        return InboundEvent.objects.get(channel=channel, event_key=key), False
+    enqueue_now(INBOX_JOB, event.pk, queue="default", job_id=f"inbox-{event.pk}")
     return event, True
 
 

@@ -8,7 +8,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from channels_adapters.base import InvalidPayload, InvalidSignature
-from oms.core.models import SalesChannel
+from oms.core.selectors import channel_for_webhook
 from oms.orders.channels import adapter_for_channel
 from oms.orders.services import inbound_event_store
 
@@ -31,7 +31,7 @@ def channel_webhook(request: HttpRequest, slug: str) -> JsonResponse:
     if len(body) > limit:
         return _error(413, f"body over {limit} bytes")
 
-    channel = SalesChannel.objects.filter(slug=slug, active=True).first()
+    channel = channel_for_webhook(slug)
     if channel is None:
         return _error(404, "no such channel")
     adapter = adapter_for_channel(channel)
