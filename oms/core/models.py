@@ -40,14 +40,14 @@ class SalesChannel(models.Model):
     def __str__(self) -> str:
         return self.name
 
-    def webhook_secrets(self) -> list[str]:
-        return [s for s in (self.webhook_secret, self.webhook_secret_previous) if s]
-
     def save(self, *args: Any, **kwargs: Any) -> None:
         super().save(*args, **kwargs)
         from oms.core.selectors import channel_cache_clear  # the cache lives with the reads
 
         channel_cache_clear()
+
+    def webhook_secrets(self) -> list[str]:
+        return [s for s in (self.webhook_secret, self.webhook_secret_previous) if s]
 
 
 class InboundEvent(models.Model):
