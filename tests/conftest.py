@@ -70,3 +70,14 @@ def artifacts_dir() -> str:
     path = os.path.join(settings.BASE_DIR, settings.TEST_ARTIFACTS_DIR)
     os.makedirs(path, exist_ok=True)
     return path
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """In CI every test must run: a skip (a missing server, a missing browser) fails the run."""
+    if not os.environ.get("CI"):
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter.stats.get("skipped", []) if reporter else []
+    if skipped and exitstatus == 0:
+        reporter.write_line(f"CI: {len(skipped)} test(s) skipped; in CI every test must run", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -5,13 +5,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
 from django.contrib.contenttypes.models import ContentType
 from django.db import models, transaction
 
 from oms.core.models import AuditEntry, SalesChannel
 
 Actor = AbstractBaseUser | AnonymousUser | None
+
+
+def acting_user(actor: Actor) -> User | None:
+    """The signed-in user behind an action, or None when the system (a job, a webhook) acted."""
+    return actor if isinstance(actor, User) and actor.is_authenticated else None
 
 
 def actor_label_for(actor: Actor, *, system: str = "system") -> str:
@@ -31,9 +36,8 @@ def audit_record(
     system: str = "system",
 ) -> AuditEntry:
     """Append one row to the audit trail; call it inside the transaction that made the change."""
-    user = actor if actor is not None and getattr(actor, "is_authenticated", False) else None
     return AuditEntry.objects.create(
-        actor=user,
+        actor=acting_user(actor),
         actor_label=actor_label_for(actor, system=system),
         verb=verb,
         content_type=ContentType.objects.get_for_model(obj) if obj is not None else None,

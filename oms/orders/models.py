@@ -10,7 +10,10 @@ from django.db.models import Q
 
 from oms.core.models import SalesChannel
 
-MONEY = {"max_digits": 14, "decimal_places": 3, "default": Decimal("0")}
+
+def money_field() -> models.DecimalField[Decimal, Decimal]:
+    # Three decimals: currencies such as KWD and BHD have them; amounts never go through float.
+    return models.DecimalField(max_digits=14, decimal_places=3, default=Decimal("0"))
 
 
 class Customer(models.Model):
@@ -139,11 +142,11 @@ class Order(models.Model):
     shipping_address = models.ForeignKey(Address, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     billing_address = models.ForeignKey(Address, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     currency = models.CharField(max_length=3)
-    subtotal = models.DecimalField(**MONEY)
-    total_tax = models.DecimalField(**MONEY)
-    shipping_total = models.DecimalField(**MONEY)
-    discount_total = models.DecimalField(**MONEY)
-    total = models.DecimalField(**MONEY)
+    subtotal = money_field()
+    total_tax = money_field()
+    shipping_total = money_field()
+    discount_total = money_field()
+    total = money_field()
     shipping_method = models.CharField(max_length=120, blank=True)
     placed_at = models.DateTimeField()
     channel_updated_at = models.DateTimeField(help_text="The channel's own modification time of what we hold")
@@ -188,9 +191,9 @@ class OrderLine(models.Model):
     title = models.CharField(max_length=255)
     variant_title = models.CharField(max_length=255, blank=True)
     quantity = models.PositiveIntegerField()
-    unit_price = models.DecimalField(**MONEY)
-    tax = models.DecimalField(**MONEY)
-    discount = models.DecimalField(**MONEY)
+    unit_price = money_field()
+    tax = money_field()
+    discount = money_field()
     requires_shipping = models.BooleanField(default=True)
     external_variant_id = models.CharField(max_length=64, blank=True)
 

@@ -29,7 +29,7 @@ from channels_adapters.base import (
 )
 from oms.core.models import InboundEvent, SalesChannel
 from oms.core.queue import enqueue_after_commit, enqueue_now, get_queue
-from oms.core.services import Actor, actor_label_for, audit_record
+from oms.core.services import Actor, acting_user, actor_label_for, audit_record
 from oms.orders.channels import adapter_for_channel
 from oms.orders.models import (
     Address,
@@ -148,7 +148,7 @@ def _hold(order: Order, *, reason: str, note: str, actor: Actor, system: str) ->
         raise ValueError(f"unknown hold reason {reason!r}")
     if order.holds.filter(reason=reason, released_at__isnull=True).exists() and reason != HoldReason.MANUAL:
         return None  # the same automatic reason is already holding it
-    user = actor if actor is not None and getattr(actor, "is_authenticated", False) else None
+    user = acting_user(actor)
     hold = OrderHold.objects.create(order=order, reason=reason, note=note, created_by=user)
     label = actor_label_for(actor, system=system)
     _event(
@@ -179,7 +179,7 @@ def order_hold(*, order: Order, reason: str, note: str = "", actor: Actor, syste
 
 
 def _release(order: Order, holds: list[OrderHold], *, note: str, actor: Actor, system: str) -> None:
-    user = actor if actor is not None and getattr(actor, "is_authenticated", False) else None
+    user = acting_user(actor)
     now = timezone.now()
     label = actor_label_for(actor, system=system)
     for hold in holds:
@@ -245,7 +245,7 @@ def customer_note_add(*, customer: Customer, body: str, actor: Actor) -> Custome
     body = body.strip()
     if not body:
         raise ValueError("a note cannot be empty")
-    user = actor if actor is not None and getattr(actor, "is_authenticated", False) else None
+    user = acting_user(actor)
     note = CustomerNote.objects.create(customer=customer, body=body, author=user)
     audit_record(actor=actor, verb="customer.note", obj=customer, after={"note": note.pk})
     return note
