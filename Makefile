@@ -42,7 +42,7 @@ run: seed ## set everything up and serve on http://127.0.0.1:8000 (plus a worker
 	  $(MANAGE) runserver $(HOST):$(PORT); \
 	fi
 
-test: install lint imports migrations-check deploy-check pytest ## the whole suite: lint, layer contracts, migrations, deploy check, tests
+test: install lint typecheck imports migrations-check deploy-check pytest ## the whole suite: lint, types, layer contracts, migrations, deploy check, tests
 
 lint: install ## ruff lint and format check
 	$(BIN)/ruff check .

@@ -170,6 +170,7 @@ class Order(models.Model):
             models.Index(fields=["status", "placed_at"], name="order_status_placed"),
             models.Index(fields=["channel", "placed_at"], name="order_channel_placed"),
             models.Index(fields=["channel", "status"], name="order_channel_status"),
+            models.Index(fields=["total", "id"], name="order_total"),
         ]
         permissions = [
             ("view_dashboard", "Can see the operations dashboard"),

@@ -74,6 +74,9 @@ def database_from_env(url: str) -> dict[str, object]:
     options = dict(db.get("OPTIONS", {}))  # type: ignore[call-overload]
     if "mysql" in engine:
         options.setdefault("charset", "utf8mb4")
+        # The connection's collation must match the tables' (test databases are created with this one), or
+        # comparisons across them fail with "Illegal mix of collations".
+        options.setdefault("collation", "utf8mb4_unicode_ci")
         # READ COMMITTED: locking reads see rows other transactions committed, so upserts that lose a
         # unique-key race can re-read the winner's row.
         options.setdefault("isolation_level", "read committed")

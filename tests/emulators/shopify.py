@@ -1198,13 +1198,15 @@ def order_search(query: str | None) -> tuple[Callable[[Mapping[str, Any]], bool]
             except ValueError:
                 warnings.append({"field": name, "message": f"Invalid date: {raw}"})
                 continue
-            checks.append(lambda o, n=name, op=op, m=moment: bool(o.get(n)) and _compare(parse_time(o[n]), op, m))
+            checks.append(
+                lambda o, n=name, op=op, m=moment: bool(o.get(n)) and _compare(parse_time(o[n]), op, m)  # type: ignore[misc]
+            )
         elif name == "id":
             wanted = int(raw) if raw.isdigit() else -1
-            checks.append(lambda o, op=op, v=wanted: _compare(int(o["id"]), op, v))
+            checks.append(lambda o, op=op, v=wanted: _compare(int(o["id"]), op, v))  # type: ignore[misc]
         elif name in _SEARCH_TEXT_FIELDS:
             text = raw.lower()
-            checks.append(lambda o, n=name, v=text: str(o.get(n)).lower() == v)
+            checks.append(lambda o, n=name, v=text: str(o.get(n)).lower() == v)  # type: ignore[misc]
         else:
             warnings.append({"field": name, "message": "Invalid search field for this query."})
     return (lambda order: all(check(order) for check in checks)), warnings
@@ -1559,7 +1561,7 @@ class ShopifyEmulator:
                 return self._throttled(requested, self._forced_throttles.pop(0))
             if self._available < requested:
                 return self._throttled(requested, self._available)
-            root = {"__typename": root_type}
+            root: dict[str, Any] = {"__typename": root_type}
             root.update({name: resolver for (kind, name), resolver in self._roots.items() if kind == operation.kind})
             context = _Context(document.fragments, variables)
             try:

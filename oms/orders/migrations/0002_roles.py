@@ -43,10 +43,15 @@ ADMIN_APPS = ("core", "orders", "auth")
 
 
 def create_roles(apps, schema_editor):
+    # Permissions are normally created after all migrations; the groups need them now. Migration state apps
+    # have no models module, which create_permissions takes as "nothing to do", hence the temporary flag.
     for app_config in apps.get_app_configs():
-        app_config.models_module = True
-        create_permissions(app_config, apps=apps, verbosity=0)
-        app_config.models_module = None
+        original = getattr(app_config, "models_module", None)
+        app_config.models_module = original or True
+        try:
+            create_permissions(app_config, apps=apps, verbosity=0)
+        finally:
+            app_config.models_module = original
     Group = apps.get_model("auth", "Group")
     Permission = apps.get_model("auth", "Permission")
     for name, codenames in ROLES.items():

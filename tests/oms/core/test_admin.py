@@ -20,8 +20,9 @@ def superuser_client(client):
 
 
 def test_every_oms_model_is_registered():
-    missing = [m.__name__ for app in OMS_APPS for m in apps.get_app_config(app).get_models()
-               if m not in admin.site._registry]
+    missing = [
+        m.__name__ for app in OMS_APPS for m in apps.get_app_config(app).get_models() if m not in admin.site._registry
+    ]
     assert missing == []
 
 
@@ -40,7 +41,7 @@ def test_audit_trail_is_read_only_in_the_admin(superuser_client, channel):
     ingested_order(channel)
     from oms.core.models import AuditEntry
 
-    entry = AuditEntry.objects.first()
+    entry = AuditEntry.objects.earliest("created_at")
     assert superuser_client.get(reverse("admin:core_auditentry_add")).status_code == 403
     response = superuser_client.post(reverse("admin:core_auditentry_change", args=[entry.pk]), {"verb": "x"})
     assert response.status_code == 403
@@ -50,25 +51,52 @@ def test_audit_trail_is_read_only_in_the_admin(superuser_client, channel):
 def test_channel_admin_sets_secrets_encrypted_and_rotates(superuser_client):
     from oms.core.models import SalesChannel
 
-    response = superuser_client.post(reverse("admin:core_saleschannel_add"), {
-        "kind": "shopify", "name": "Admin shop", "slug": "admin-shop", "active": "on",
-        "api_base_url": "https://admin-shop.myshopify.com", "options": '{"shop_domain": "admin-shop.myshopify.com"}',
-        "backfill_every_minutes": "15", "new_credentials": '{"access_token": "shpat_x"}',
-        "new_webhook_secret": "one"})
+    response = superuser_client.post(
+        reverse("admin:core_saleschannel_add"),
+        {
+            "kind": "shopify",
+            "name": "Admin shop",
+            "slug": "admin-shop",
+            "active": "on",
+            "api_base_url": "https://admin-shop.myshopify.com",
+            "options": '{"shop_domain": "admin-shop.myshopify.com"}',
+            "backfill_every_minutes": "15",
+            "new_credentials": '{"access_token": "shpat_x"}',
+            "new_webhook_secret": "one",
+        },
+    )
     assert response.status_code == 302, response.content.decode()[:2000]
     channel = SalesChannel.objects.get(slug="admin-shop")
     assert channel.credentials == {"access_token": "shpat_x"}
     assert channel.webhook_secret == "one"
-    response = superuser_client.post(reverse("admin:core_saleschannel_change", args=[channel.pk]), {
-        "kind": "shopify", "name": "Admin shop", "slug": "admin-shop", "active": "on",
-        "api_base_url": "https://admin-shop.myshopify.com", "options": '{"shop_domain": "admin-shop.myshopify.com"}',
-        "backfill_every_minutes": "15", "new_credentials": "", "new_webhook_secret": "two"})
+    response = superuser_client.post(
+        reverse("admin:core_saleschannel_change", args=[channel.pk]),
+        {
+            "kind": "shopify",
+            "name": "Admin shop",
+            "slug": "admin-shop",
+            "active": "on",
+            "api_base_url": "https://admin-shop.myshopify.com",
+            "options": '{"shop_domain": "admin-shop.myshopify.com"}',
+            "backfill_every_minutes": "15",
+            "new_credentials": "",
+            "new_webhook_secret": "two",
+        },
+    )
     assert response.status_code == 302
     channel.refresh_from_db()
     assert channel.webhook_secrets() == ["two", "one"]
     assert channel.credentials == {"access_token": "shpat_x"}
-    bad = superuser_client.post(reverse("admin:core_saleschannel_change", args=[channel.pk]), {
-        "kind": "shopify", "name": "Admin shop", "slug": "admin-shop", "options": "{}",
-        "backfill_every_minutes": "15", "new_credentials": '["not", "an", "object"]'})
+    bad = superuser_client.post(
+        reverse("admin:core_saleschannel_change", args=[channel.pk]),
+        {
+            "kind": "shopify",
+            "name": "Admin shop",
+            "slug": "admin-shop",
+            "options": "{}",
+            "backfill_every_minutes": "15",
+            "new_credentials": '["not", "an", "object"]',
+        },
+    )
     assert bad.status_code == 200
     assert "credentials must be a JSON object" in bad.content.decode()

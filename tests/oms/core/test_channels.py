@@ -9,14 +9,25 @@ from oms.core.services import channel_end_secret_rotation
 
 pytestmark = pytest.mark.django_db
 
-SHOPIFY = ["shopify", "my-shop", "--name", "My Shop", "--option", "shop_domain=my-shop.myshopify.com",
-           "--option", "access_token=shpat_secret_token", "--option", "webhook_secret=first-secret"]
+SHOPIFY = [
+    "shopify",
+    "my-shop",
+    "--name",
+    "My Shop",
+    "--option",
+    "shop_domain=my-shop.myshopify.com",
+    "--option",
+    "access_token=shpat_secret_token",
+    "--option",
+    "webhook_secret=first-secret",
+]
 
 
 def raw_row(slug):
     with connection.cursor() as cursor:
-        cursor.execute("SELECT credentials, webhook_secret, options, api_base_url FROM core_saleschannel "
-                       "WHERE slug = %s", [slug])
+        cursor.execute(
+            "SELECT credentials, webhook_secret, options, api_base_url FROM core_saleschannel WHERE slug = %s", [slug]
+        )
         return cursor.fetchone()
 
 

@@ -9,7 +9,7 @@ from django.db import connection
 from channels_adapters.base import PaymentStatus
 from oms.orders.models import Customer, Order, OrderLine
 from oms.orders.services import order_ingest
-from tests.factories import SalesChannelFactory, channel_order
+from tests.factories import channel_order, sales_channel
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.server]
 
@@ -36,7 +36,7 @@ def race(workers, target):
 
 
 def test_eight_concurrent_ingests_of_one_order_store_it_once(needs_server_db):
-    channel = SalesChannelFactory(slug="race-shop")
+    channel = sales_channel(slug="race-shop")
     for _ in range(5):
         co = channel_order()
         errors = race(range(8), lambda _, co=co: order_ingest(channel=channel, co=co, source="race"))
@@ -48,7 +48,7 @@ def test_eight_concurrent_ingests_of_one_order_store_it_once(needs_server_db):
 
 
 def test_create_and_paid_racing_end_paid(needs_server_db):
-    channel = SalesChannelFactory(slug="race-shop-2")
+    channel = sales_channel(slug="race-shop-2")
     for _ in range(5):
         created = channel_order(payment_status=PaymentStatus.PENDING)
         paid = channel_order(

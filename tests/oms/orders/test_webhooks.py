@@ -11,7 +11,7 @@ from django.test import Client, TestCase
 from oms.core.models import InboundEvent
 from oms.orders.models import Order, OrderStatus
 from tests.emulators.shopify import order_payload, webhook_delivery
-from tests.factories import PREVIOUS_SECRET, WEBHOOK_SECRET, SalesChannelFactory
+from tests.factories import PREVIOUS_SECRET, WEBHOOK_SECRET, sales_channel
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "shopify"
 
@@ -96,9 +96,7 @@ def test_missing_signature_is_401(client, channel):
 def test_previous_secret_is_accepted_during_rotation_only(client):
     from oms.core.services import channel_end_secret_rotation
 
-    channel = SalesChannelFactory(
-        slug="rotating", webhook_secret=WEBHOOK_SECRET, webhook_secret_previous=PREVIOUS_SECRET
-    )
+    channel = sales_channel(slug="rotating", webhook_secret=WEBHOOK_SECRET, webhook_secret_previous=PREVIOUS_SECRET)
     assert deliver(client, channel, "orders/create", order_payload(), secret=PREVIOUS_SECRET).status_code == 200
     assert deliver(client, channel, "orders/create", order_payload(), secret=WEBHOOK_SECRET).status_code == 200
     channel_end_secret_rotation(channel=channel, actor=None)
@@ -245,7 +243,7 @@ def test_real_redis_queue_and_worker(client, channel, settings, redis_url):
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.server
 def test_two_deliveries_of_one_order_racing_store_it_once(needs_server_db):
-    channel = SalesChannelFactory(slug="race-hooks")
+    channel = sales_channel(slug="race-hooks")
     for round_ in range(4):
         payload = order_payload(id=5_550_000 + round_)
         paid = {**payload, "financial_status": "paid"}
@@ -254,7 +252,7 @@ def test_two_deliveries_of_one_order_racing_store_it_once(needs_server_db):
             webhook_delivery("orders/paid", paid, WEBHOOK_SECRET, shop_domain=channel.options["shop_domain"]),
         ]
         barrier = threading.Barrier(2)
-        statuses = []
+        statuses: list[int] = []
 
         def send(headers, body, barrier=barrier, statuses=statuses):
             try:

@@ -1,0 +1,59 @@
+"""Template context shared by every staff page: the navigation the user's permissions allow, and who they are."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.http import HttpRequest
+from django.urls import reverse
+
+
+@dataclass(frozen=True)
+class NavItem:
+    key: str
+    label: str
+    url: str
+    active: bool
+
+
+# (key, label, URL name, permission or "staff", path prefix that marks it active)
+NAV_SCREENS: tuple[tuple[str, str, str, str, str], ...] = (
+    ("dashboard", "Dashboard", "reporting:dashboard", "orders.view_dashboard", "/dashboard/"),
+    ("orders", "Orders", "orders:order-list", "orders.view_order", "/orders/"),
+    ("customers", "Customers", "orders:customer-list", "orders.view_customer", "/orders/customers/"),
+    ("channels", "Channels & syncs", "orders:channel-list", "orders.view_syncrun", "/orders/channels/"),
+    ("packing", "Packing", "orders:packing", "orders.view_packing_queue", "/orders/packing/"),
+    ("admin", "Django admin", "admin:index", "staff", "/admin/"),
+)
+
+
+def role_label(user: Any) -> str:
+    """The user's role groups in words; cached on the user, since partials render the context again."""
+    cached = getattr(user, "_oms_role_label", None)
+    if cached is None:
+        names = sorted(user.groups.values_list("name", flat=True))
+        if user.is_superuser and "Admin" not in names:
+            names.insert(0, "Superuser")
+        cached = ", ".join(names) or "No role"
+        user._oms_role_label = cached
+    return cached
+
+
+def navigation(request: HttpRequest) -> dict[str, Any]:
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return {"nav_items": [], "nav_role": ""}
+    allowed = []
+    for key, label, url_name, perm, prefix in NAV_SCREENS:
+        if perm == "staff" and not user.is_staff:
+            continue
+        if perm != "staff" and not user.has_perm(perm):
+            continue
+        allowed.append((key, label, reverse(url_name), prefix))
+    # The longest matching prefix wins, so /orders/customers/ marks Customers, not Orders.
+    path = request.path
+    matches = [prefix for *_, prefix in allowed if path.startswith(prefix)]
+    active_prefix = max(matches, key=len) if matches else None
+    items = [NavItem(key=k, label=lbl, url=url, active=prefix == active_prefix) for k, lbl, url, prefix in allowed]
+    return {"nav_items": items, "nav_role": role_label(user)}
