@@ -16,4 +16,4 @@ RUN useradd --system --home /app oms && mkdir -p /app/var && chown -R oms /app/v
 USER oms
 ENV DJANGO_SETTINGS_MODULE=oms.settings.production
 EXPOSE 8000
-CMD ["gunicorn", "oms.wsgi", "--bind", "0.0.0.0:8000", "--workers", "2", "--worker-class", "gthread", "--threads", "4"]
+CMD ["gunicorn", "oms.wsgi", "--bind", "0.0.0.0:8000", "--workers", "2", "--worker-class", "gthread", "--threads", "16"]

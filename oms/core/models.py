@@ -9,7 +9,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import models
 from django.db.models import Q
 
-from oms.core.fields import EncryptedJSONField, EncryptedTextField
+from oms.core.fields import CompressedTextField, EncryptedJSONField, EncryptedTextField
 
 
 class SalesChannel(models.Model):
@@ -64,7 +64,7 @@ class InboundEvent(models.Model):
     event_key = models.CharField(max_length=191)
     topic = models.CharField(max_length=100)
     resource_id = models.CharField(max_length=64, blank=True)
-    body = models.TextField()
+    body = CompressedTextField(help_text="The raw JSON as delivered")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveIntegerField(default=0)
     received_at = models.DateTimeField(auto_now_add=True)
