@@ -71,6 +71,28 @@ def reset_mysql_database(database_url: str) -> None:
     conn.close()
 
 
+def wait_for_idle_database(*, max_wait: float = 180.0, busy_share: float = 0.05) -> float:
+    """Wait until mariadbd/mysqld uses under `busy_share` of a core, so a run does not measure the purge and
+    page flushing an earlier run (or its drain) left behind. Returns the seconds waited."""
+    pids = subprocess.run(["pidof", "mariadbd", "mysqld"], capture_output=True, text=True).stdout.split()
+    if not pids:
+        return 0.0
+    stat = Path(f"/proc/{pids[0]}/stat")
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def cpu_seconds() -> float:
+        fields = stat.read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / tick
+
+    began = time.monotonic()
+    while time.monotonic() - began < max_wait:
+        before = cpu_seconds()
+        time.sleep(2)
+        if (cpu_seconds() - before) / 2 < busy_share:
+            break
+    return time.monotonic() - began
+
+
 def flush_redis(redis_url: str) -> None:
     import redis
 

@@ -31,6 +31,7 @@ from bench._harness import (
     percentile,
     reset_mysql_database,
     rq_workers,
+    wait_for_idle_database,
 )
 from tests.emulators.shopify import order_payload, webhook_delivery
 
@@ -138,6 +139,7 @@ def main() -> None:
         "--option",
         "api_base_url=http://127.0.0.1:9",
     )
+    print(f"waited {wait_for_idle_database():.0f} s for the database to go idle")
     unique = int(args.rate * args.seconds)
     deliveries = build_deliveries(unique, args.duplicates)
     warmup = [
