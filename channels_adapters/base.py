@@ -225,6 +225,8 @@ class ChannelAdapter(abc.ABC):
     # Option names `add_channel --option` accepts, and which of them are secrets to encrypt.
     options: ClassVar[frozenset[str]] = frozenset()
     secret_options: ClassVar[frozenset[str]] = frozenset()
+    # Options the API address is derived from (see api_base_url_for): changing one recomputes the address.
+    address_options: ClassVar[frozenset[str]] = frozenset()
     default_api_base_url: ClassVar[str] = ""
 
     def __init__(self, config: ChannelConfig) -> None:

@@ -134,6 +134,7 @@ class ShopifyAdapter(ChannelAdapter):
     deferred_topics: ClassVar[frozenset[str]] = frozenset({"refunds/create"})
     options: ClassVar[frozenset[str]] = frozenset({"shop_domain", "access_token", "webhook_secret", "api_base_url"})
     secret_options: ClassVar[frozenset[str]] = frozenset({"access_token", "webhook_secret"})
+    address_options: ClassVar[frozenset[str]] = frozenset({"shop_domain"})
 
     def __init__(
         self,

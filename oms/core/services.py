@@ -63,6 +63,45 @@ def _channel_snapshot(channel: SalesChannel) -> dict[str, Any]:
     }
 
 
+def _apply_secrets(channel: SalesChannel, *, credentials: Mapping[str, str], webhook_secret: str | None) -> None:
+    """Merge new credentials; a new webhook secret keeps the current one accepted as previous (rotation)."""
+    if credentials:
+        channel.credentials = {**channel.credentials, **credentials}
+    if webhook_secret and webhook_secret != channel.webhook_secret:
+        channel.webhook_secret_previous = channel.webhook_secret
+        channel.webhook_secret = webhook_secret
+
+
+@transaction.atomic
+def channel_save_edited(
+    *,
+    channel: SalesChannel,
+    credentials: Mapping[str, str],
+    webhook_secret: str | None,
+    actor: Actor,
+    system: str = "admin",
+) -> SalesChannel:
+    """Save a channel whose plain fields a form has already set (the admin), applying new secrets the same way
+    `channel_save` does, with its audit row."""
+    stored = SalesChannel.objects.select_for_update().filter(pk=channel.pk).first() if channel.pk else None
+    before = _channel_snapshot(stored) if stored is not None else {}
+    if stored is not None:  # secrets are never in the form: start from what is stored
+        channel.credentials = stored.credentials
+        channel.webhook_secret = stored.webhook_secret
+        channel.webhook_secret_previous = stored.webhook_secret_previous
+    _apply_secrets(channel, credentials=credentials, webhook_secret=webhook_secret)
+    channel.save()
+    audit_record(
+        actor=actor,
+        verb="channel.update" if stored is not None else "channel.create",
+        obj=channel,
+        before=before,
+        after=_channel_snapshot(channel),
+        system=system,
+    )
+    return channel
+
+
 @transaction.atomic
 def channel_save(
     *,
@@ -90,10 +129,7 @@ def channel_save(
     if api_base_url:
         channel.api_base_url = api_base_url
     channel.options = {**channel.options, **options}
-    channel.credentials = {**channel.credentials, **credentials}
-    if webhook_secret and webhook_secret != channel.webhook_secret:
-        channel.webhook_secret_previous = channel.webhook_secret
-        channel.webhook_secret = webhook_secret
+    _apply_secrets(channel, credentials=credentials, webhook_secret=webhook_secret)
     if active is not None:
         channel.active = active
     channel.full_clean()

@@ -12,7 +12,7 @@ from guardian.admin import GuardedModelAdmin
 
 from channels_adapters.registry import kind_choices
 from oms.core.models import SalesChannel
-from oms.core.services import audit_record
+from oms.core.services import channel_end_secret_rotation, channel_save_edited
 from oms.orders.models import (
     Address,
     Customer,
@@ -88,30 +88,15 @@ class SalesChannelAdmin(GuardedModelAdmin):
         return bool(obj.webhook_secret_previous)
 
     def save_model(self, request: HttpRequest, obj: SalesChannel, form: Any, change: bool) -> None:
-        creds = form.cleaned_data.get("new_credentials") or {}
-        if creds:
-            obj.credentials = {**obj.credentials, **creds}
-        secret = form.cleaned_data.get("new_webhook_secret")
-        if secret and secret != obj.webhook_secret:
-            obj.webhook_secret_previous = obj.webhook_secret
-            obj.webhook_secret = secret
-        super().save_model(request, obj, form, change)
-        audit_record(
+        channel_save_edited(
+            channel=obj,
+            credentials=form.cleaned_data.get("new_credentials") or {},
+            webhook_secret=form.cleaned_data.get("new_webhook_secret") or None,
             actor=request.user,
-            verb="channel.update" if change else "channel.create",
-            obj=obj,
-            after={
-                "changed": form.changed_data,
-                "credentials_set": sorted(creds),
-                "webhook_secret_changed": bool(secret),
-            },
-            system="admin",
         )
 
     @admin.action(description="Stop accepting the previous webhook secret")
     def end_secret_rotation(self, request: HttpRequest, queryset: QuerySet[SalesChannel]) -> None:
-        from oms.core.services import channel_end_secret_rotation
-
         for channel in queryset:
             channel_end_secret_rotation(channel=channel, actor=request.user)
         messages.success(request, f"Rotation ended for {queryset.count()} channel(s).")

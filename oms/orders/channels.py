@@ -50,7 +50,8 @@ def channel_configure(
     plain = {k: v for k, v in options.items() if k not in cls.secret_options and k != "api_base_url"}
     secrets = {k: v for k, v in options.items() if k in cls.secret_options and k != "webhook_secret"}
     base_url = ""
-    if "api_base_url" in options or "shop_domain" in options or not SalesChannel.objects.filter(slug=slug).exists():
+    new = not SalesChannel.objects.filter(slug=slug).exists()
+    if new or "api_base_url" in options or cls.address_options & set(options):
         try:
             base_url = cls.api_base_url_for(options)
         except KeyError as exc:

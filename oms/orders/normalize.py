@@ -40,8 +40,9 @@ _NO_POSTAL_CODE = {"IE", "HK", "AE", "QA", "PA", "JM", "BS", "FJ"}
 
 
 def normalize_email(value: str | None) -> str:
+    """Lower-cased; "" when it cannot be an address (no @, or longer than RFC 5321's 254 characters)."""
     value = (value or "").strip().lower()
-    return value if "@" in value else ""
+    return value if "@" in value and len(value) <= 254 else ""
 
 
 def normalize_phone(value: str | None, country: str = "") -> str:

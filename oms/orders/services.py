@@ -745,7 +745,7 @@ def channel_sync_orders(
 ) -> SyncRun:
     """Pull every order updated since the saved cursor (or `since`), page by page, saving the cursor as it goes."""
     lock_key = f"sync-orders-{channel.pk}"
-    if not cache.add(lock_key, "1", timeout=3600):
+    if not cache.add(lock_key, "1", timeout=1800):
         raise SyncAlreadyRunning(f"a backfill of {channel.name} is already running")
     try:
         return _sync(channel=channel, since=since, trigger=trigger, max_pages=max_pages)
@@ -757,6 +757,10 @@ def _sync(*, channel: SalesChannel, since: datetime | None, trigger: str, max_pa
     overlap = timedelta(seconds=settings.ORDER_BACKFILL_OVERLAP_SECONDS)
     start_from = (
         since if since is not None else (channel.orders_synced_until - overlap if channel.orders_synced_until else None)
+    )
+    # We hold the channel's sync lock, so a run still marked running was cut off (worker killed, deploy).
+    SyncRun.objects.filter(channel=channel, status=SyncRun.Status.RUNNING).update(
+        status=SyncRun.Status.FAILED, finished_at=timezone.now(), errors=["interrupted before it finished"]
     )
     run = SyncRun.objects.create(channel=channel, trigger=trigger, since=start_from)
     adapter = adapter_for_channel(channel)

@@ -49,7 +49,7 @@ def test_audit_trail_is_read_only_in_the_admin(superuser_client, channel):
 
 
 def test_channel_admin_sets_secrets_encrypted_and_rotates(superuser_client):
-    from oms.core.models import SalesChannel
+    from oms.core.models import AuditEntry, SalesChannel
 
     response = superuser_client.post(
         reverse("admin:core_saleschannel_add"),
@@ -87,6 +87,12 @@ def test_channel_admin_sets_secrets_encrypted_and_rotates(superuser_client):
     channel.refresh_from_db()
     assert channel.webhook_secrets() == ["two", "one"]
     assert channel.credentials == {"access_token": "shpat_x"}
+    entry = AuditEntry.objects.filter(verb="channel.update").latest("id")
+    assert entry.actor_label == "root"
+    assert entry.before["webhook_secret_set"] is True
+    assert entry.after["previous_secret_set"] is True
+    assert "two" not in str(entry.after)
+    assert "shpat_x" not in str(entry.before) + str(entry.after)
     bad = superuser_client.post(
         reverse("admin:core_saleschannel_change", args=[channel.pk]),
         {

@@ -106,3 +106,11 @@ def test_inactive_flag():
     assert not SalesChannel.objects.get().active
     call_command("add_channel", "shopify", "my-shop", "--name", "My Shop", "--active")
     assert SalesChannel.objects.get().active
+
+
+def test_a_sandbox_address_survives_updates_until_the_shop_changes():
+    call_command("add_channel", *SHOPIFY, "--option", "api_base_url=http://127.0.0.1:8123")
+    call_command("add_channel", "shopify", "my-shop", "--name", "My Shop", "--option", "webhook_secret=rotated")
+    assert SalesChannel.objects.get().api_base_url == "http://127.0.0.1:8123"
+    call_command("add_channel", "shopify", "my-shop", "--name", "My Shop", "--option", "shop_domain=new.myshopify.com")
+    assert SalesChannel.objects.get().api_base_url == "https://new.myshopify.com"

@@ -166,3 +166,27 @@ def test_an_order_the_adapter_cannot_map_is_reported_and_the_page_goes_on(shop, 
     assert run.error_count == 1
     assert str(bad["id"]) in run.errors[0]
     assert Order.objects.count() == 3
+
+
+def test_a_run_cut_off_earlier_is_closed_as_interrupted(shop, shop_channel):
+    stale = SyncRun.objects.create(channel=shop_channel, trigger="schedule")
+    seed(shop, 1)
+    run = channel_sync_orders(channel=shop_channel, trigger="test")
+    stale.refresh_from_db()
+    assert stale.status == SyncRun.Status.FAILED
+    assert stale.errors == ["interrupted before it finished"]
+    assert run.status == SyncRun.Status.SUCCEEDED
+
+
+def test_a_second_backfill_of_the_same_channel_is_refused_while_one_runs(shop_channel):
+    from django.core.cache import cache
+
+    from oms.orders.services import SyncAlreadyRunning
+
+    cache.add(f"sync-orders-{shop_channel.pk}", "1")
+    try:
+        with pytest.raises(SyncAlreadyRunning):
+            channel_sync_orders(channel=shop_channel, trigger="test")
+    finally:
+        cache.delete(f"sync-orders-{shop_channel.pk}")
+    assert not SyncRun.objects.exists()
