@@ -8,7 +8,7 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
-from tests.factories import sales_channel, staff_user
+from tests.factories import sales_channel, shop_catalog, staff_user
 
 
 def _on_sqlite() -> bool:
@@ -36,6 +36,7 @@ def redis_url() -> str:
 
 @pytest.fixture
 def channel(db):
+    shop_catalog()  # the shop sells what it has: orders of the default SKUs are allocated, not held
     return sales_channel(slug="main-shop", name="Main Shop")
 
 

@@ -14,6 +14,8 @@ from django.utils import timezone
 from guardian.shortcuts import assign_perm
 
 from channels_adapters.base import ChannelAddress, ChannelCustomer, ChannelLine, ChannelOrder, PaymentStatus
+from inventory.models import Location, Product, Variant
+from inventory.services import stock_receive
 from oms.core.models import SalesChannel
 from oms.orders.models import Order
 from oms.orders.services import order_ingest
@@ -131,5 +133,52 @@ def channel_order(**overrides: Any) -> ChannelOrder:
     return ChannelOrder(**values)
 
 
-def ingested_order(channel: SalesChannel, **overrides: Any) -> Order:
-    return order_ingest(channel=channel, co=channel_order(**overrides), source="test").order
+# The SKUs the order factories and the emulator's default payloads and fixtures sell.
+SHOP_SKUS = (
+    "MUG-BLUE",
+    "TEE-M",
+    "TEE-ORG-BLK-M",
+    "MUG-STONE-350",
+    "HOODIE-FLC-GRY-L",
+    "KURTA-LIN-WHT-M",
+    "SCARF-MER-NVY",
+)
+
+
+def location(code: str = "main", **fields: Any) -> Location:
+    return Location.objects.get_or_create(code=code, defaults={"name": code.title(), **fields})[0]
+
+
+def variant(sku: str, **fields: Any) -> Variant:
+    """A catalog variant (its product named after it); created once per SKU."""
+    found = Variant.objects.filter(sku=sku).first()
+    if found is not None:
+        return found
+    product = Product.objects.create(title=fields.pop("product_title", sku.replace("-", " ").title()))
+    return Variant.objects.create(product=product, sku=sku, **fields)
+
+
+def stocked(sku: str, on_hand: int, *, at: Location | None = None, **fields: Any) -> Variant:
+    """A variant with `on_hand` units received (through the real service, so ledger and outbox follow)."""
+    v = variant(sku, **fields)
+    if on_hand:
+        stock_receive(variant=v, location=at or location(), quantity=on_hand, actor=None, note="test stock")
+    return v
+
+
+def shop_catalog(on_hand: int = 1000) -> None:
+    """The catalog the default orders need, with plenty of stock: orders go to ready, not on hold."""
+    for sku in SHOP_SKUS:
+        if not Variant.objects.filter(sku=sku).exists():
+            stocked(sku, on_hand)
+
+
+def ingested_order(channel: SalesChannel, *, stock: bool = True, **overrides: Any) -> Order:
+    """An order through the real intake. `stock`: its SKUs are in the catalog with plenty of units first."""
+    co = channel_order(**overrides)
+    if stock:
+        shop_catalog()
+        for line in co.lines:
+            if line.sku and not Variant.objects.filter(sku=line.sku).exists():
+                stocked(line.sku, 1000)
+    return order_ingest(channel=channel, co=co, source="test").order

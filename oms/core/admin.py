@@ -8,7 +8,7 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
-from oms.core.models import AuditEntry, InboundEvent
+from oms.core.models import Alert, AlertReceipt, AuditEntry, InboundEvent
 
 
 @admin.register(InboundEvent)
@@ -53,3 +53,28 @@ class AuditEntryAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+class AlertReceiptInline(admin.TabularInline):
+    model = AlertReceipt
+    extra = 0
+    readonly_fields = ("user", "read_at")
+    can_delete = False
+
+
+@admin.register(Alert)
+class AlertAdmin(admin.ModelAdmin):
+    list_display = ("last_raised_at", "severity", "kind", "title", "channel", "occurrences", "resolved_at")
+    list_filter = ("severity", "kind", "channel", ("resolved_at", admin.EmptyFieldListFilter))
+    search_fields = ("title", "message", "dedupe_key")
+    date_hierarchy = "last_raised_at"
+    readonly_fields = ("kind", "dedupe_key", "occurrences", "created_at", "last_raised_at", "emailed_at")
+    list_select_related = ("channel",)
+    inlines = [AlertReceiptInline]
+
+
+@admin.register(AlertReceipt)
+class AlertReceiptAdmin(admin.ModelAdmin):
+    list_display = ("alert", "user", "read_at")
+    list_select_related = ("alert", "user")
+    search_fields = ("alert__title", "user__username")

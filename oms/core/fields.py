@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import zlib
+from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
@@ -120,3 +121,8 @@ class CompressedTextField(models.BinaryField):
 
     def value_to_string(self, obj: models.Model) -> str:
         return str(self.value_from_object(obj) or "")
+
+
+def money_field(**options: Any) -> models.DecimalField[Decimal, Decimal]:
+    # Three decimals: currencies such as KWD and BHD have them; amounts never go through float.
+    return models.DecimalField(max_digits=14, decimal_places=3, **{"default": Decimal("0"), **options})

@@ -12,6 +12,12 @@ from django.db.models import Q
 from oms.core.fields import CompressedTextField, EncryptedJSONField, EncryptedTextField
 
 
+class DriftPolicy(models.TextChoices):
+    ALERT = "alert", "Alert only; staff correct it"
+    CORRECT = "correct", "Push the master's quantity back"
+    ACCEPT = "accept", "Accept the channel's quantity as a stock adjustment"
+
+
 class SalesChannel(models.Model):
     """One storefront we sell on. Credentials and webhook secrets are encrypted at rest."""
 
@@ -30,6 +36,13 @@ class SalesChannel(models.Model):
         null=True, blank=True, help_text="Backfill cursor: orders updated before this time are in"
     )
     backfill_every_minutes = models.PositiveIntegerField(default=15)
+    reconcile_every_minutes = models.PositiveIntegerField(default=60, help_text="0: only on demand")
+    stock_drift_policy = models.CharField(
+        max_length=16,
+        choices=DriftPolicy.choices,
+        default=DriftPolicy.ALERT,
+        help_text="What to do when the channel shows a quantity we did not push",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -123,3 +136,54 @@ class AuditEntry(models.Model):
 
     def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
         raise TypeError("the audit trail is append-only")
+
+
+class Alert(models.Model):
+    """Something staff must hear about: a stock mismatch, a held order, a failing channel.
+
+    Shown in the staff UI's notification area to users who may see it (channel-scoped for managers), and
+    e-mailed to managers once. `dedupe_key` keeps one open alert per problem: raising it again bumps it.
+    """
+
+    class Severity(models.TextChoices):
+        INFO = "info", "Info"
+        WARNING = "warning", "Warning"
+        CRITICAL = "critical", "Critical"
+
+    kind = models.CharField(max_length=40, help_text="e.g. stock.mismatch, order.hold")
+    severity = models.CharField(max_length=10, choices=Severity.choices, default=Severity.WARNING)
+    title = models.CharField(max_length=200)
+    message = models.TextField(blank=True)
+    link = models.CharField(max_length=300, blank=True, help_text="Where staff act on it")
+    channel = models.ForeignKey(SalesChannel, null=True, blank=True, on_delete=models.CASCADE, related_name="alerts")
+    dedupe_key = models.CharField(max_length=191, blank=True)
+    occurrences = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_raised_at = models.DateTimeField(auto_now_add=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    emailed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-last_raised_at", "-id"]
+        indexes = [
+            models.Index(fields=["resolved_at", "last_raised_at"], name="alert_open_time"),
+            models.Index(fields=["dedupe_key", "resolved_at"], name="alert_dedupe"),
+        ]
+        permissions = [("view_alerts", "Can see alerts")]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class AlertReceipt(models.Model):
+    """A user has read an alert."""
+
+    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="receipts")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    read_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["alert", "user"], name="alert_read_once_per_user")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} read {self.alert_id}"

@@ -6,10 +6,10 @@ import threading
 import time
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from guardian.shortcuts import get_objects_for_user
 
-from oms.core.models import SalesChannel
+from oms.core.models import Alert, SalesChannel
 
 CHANNEL_ACCESS_PERM = "core.access_channel"
 
@@ -45,3 +45,45 @@ def channels_visible_to(user: AbstractBaseUser | AnonymousUser) -> QuerySet[Sale
     if not user.is_authenticated:
         return SalesChannel.objects.none()
     return get_objects_for_user(user, CHANNEL_ACCESS_PERM, klass=SalesChannel, accept_global_perms=True)
+
+
+ALERTS_PERM = "core.view_alerts"
+
+
+def alerts_visible_to(user: AbstractBaseUser | AnonymousUser) -> QuerySet[Alert]:
+    """Alerts a user may see: those of channels they may see, and those of no channel; none without the perm."""
+    if not user.is_authenticated or not getattr(user, "has_perm", lambda _: False)(ALERTS_PERM):
+        return Alert.objects.none()
+    return Alert.objects.filter(Q(channel__isnull=True) | Q(channel__in=channels_visible_to(user)))
+
+
+def alerts_with_read_state(user: AbstractBaseUser | AnonymousUser) -> QuerySet[Alert]:
+    from oms.core.models import AlertReceipt
+
+    return alerts_visible_to(user).annotate(
+        is_read=Exists(AlertReceipt.objects.filter(alert=OuterRef("pk"), user_id=int(user.pk or 0)))
+    )
+
+
+def alerts_unread_count(user: AbstractBaseUser | AnonymousUser) -> int:
+    """Open alerts the user has not read (resolved ones no longer call for attention)."""
+    from oms.core.models import AlertReceipt
+
+    read = AlertReceipt.objects.filter(alert=OuterRef("pk"), user_id=int(user.pk or 0))
+    return alerts_visible_to(user).filter(~Exists(read), resolved_at__isnull=True).count()
+
+
+def alert_recipients(alert: Alert) -> list[str]:
+    """E-mail addresses of active managers and admins who may see this alert."""
+    from django.contrib.auth import get_user_model
+
+    users = get_user_model().objects.filter(is_active=True).exclude(email="")
+    return sorted(
+        {
+            u.email
+            for u in users
+            if u.has_perm(ALERTS_PERM)
+            and (u.groups.filter(name__in=("Manager", "Admin")).exists() or u.is_superuser)
+            and (alert.channel_id is None or channels_visible_to(u).filter(pk=alert.channel_id).exists())
+        }
+    )

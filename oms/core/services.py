@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
 from django.contrib.contenttypes.models import ContentType
 from django.db import models, transaction
+from django.db.models import F
+from django.utils import timezone
 
-from oms.core.models import AuditEntry, SalesChannel
+from oms.core.models import Alert, AlertReceipt, AuditEntry, SalesChannel
 
 Actor = AbstractBaseUser | AnonymousUser | None
 
@@ -154,3 +156,69 @@ def channel_end_secret_rotation(*, channel: SalesChannel, actor: Actor) -> Sales
         channel.save(update_fields=["webhook_secret_previous", "updated_at"])
         audit_record(actor=actor, verb="channel.secret_rotation_ended", obj=channel)
     return channel
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Alerts
+
+ALERT_EMAIL_JOB = "oms.core.jobs.alert_email"
+
+
+def alert_raise(
+    *,
+    kind: str,
+    title: str,
+    message: str = "",
+    severity: str = Alert.Severity.WARNING,
+    channel: SalesChannel | None = None,
+    link: str = "",
+    dedupe_key: str = "",
+) -> Alert:
+    """Raise an alert, or bump the open one with the same `dedupe_key` (it becomes unread again).
+
+    A new alert is e-mailed to the managers who may see it once the transaction commits.
+    """
+    from oms.core.queue import enqueue_after_commit
+
+    now = timezone.now()
+    with transaction.atomic():
+        if dedupe_key:
+            open_alert = (
+                Alert.objects.select_for_update().filter(dedupe_key=dedupe_key, resolved_at__isnull=True).first()
+            )
+            if open_alert is not None:
+                Alert.objects.filter(pk=open_alert.pk).update(
+                    occurrences=F("occurrences") + 1, last_raised_at=now, message=message, title=title[:200]
+                )
+                AlertReceipt.objects.filter(alert=open_alert).delete()
+                open_alert.refresh_from_db()
+                return open_alert
+        alert = Alert.objects.create(
+            kind=kind,
+            severity=severity,
+            title=title[:200],
+            message=message,
+            link=link[:300],
+            channel=channel,
+            dedupe_key=dedupe_key[:191],
+            last_raised_at=now,
+        )
+        enqueue_after_commit(ALERT_EMAIL_JOB, alert.pk, queue="low")
+    return alert
+
+
+def alert_resolve(*, dedupe_key: str) -> int:
+    """The problem behind an alert went away (a hold released, a mismatch corrected). Returns how many."""
+    if not dedupe_key:
+        return 0
+    return Alert.objects.filter(dedupe_key=dedupe_key, resolved_at__isnull=True).update(resolved_at=timezone.now())
+
+
+def alert_mark_read(*, user: User, alerts: Iterable[Alert]) -> int:
+    """Mark alerts read for one user; marking twice is harmless. Returns how many were newly marked."""
+    ids = {a.pk for a in alerts}
+    already = set(AlertReceipt.objects.filter(user=user, alert_id__in=ids).values_list("alert_id", flat=True))
+    AlertReceipt.objects.bulk_create(
+        [AlertReceipt(alert_id=pk, user=user) for pk in sorted(ids - already)], ignore_conflicts=True
+    )
+    return len(ids - already)

@@ -8,12 +8,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from oms.core.fields import money_field
 from oms.core.models import SalesChannel
-
-
-def money_field() -> models.DecimalField[Decimal, Decimal]:
-    # Three decimals: currencies such as KWD and BHD have them; amounts never go through float.
-    return models.DecimalField(max_digits=14, decimal_places=3, default=Decimal("0"))
 
 
 class Customer(models.Model):

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from django.conf import settings
 from django.core.cache import cache
 from django.db import IntegrityError, OperationalError, connection, transaction
+from django.urls import reverse
 from django.utils import timezone
 
 from channels_adapters.base import (
@@ -27,9 +28,18 @@ from channels_adapters.base import (
     InvalidPayload,
     WebhookEnvelope,
 )
+from inventory.services import LineRequest, stock_allocate, stock_release, stock_ship
 from oms.core.models import InboundEvent, SalesChannel
-from oms.core.queue import enqueue_after_commit, enqueue_now, get_queue
-from oms.core.services import Actor, acting_user, actor_label_for, audit_record
+from oms.core.queue import (
+    WorkList,
+    enqueue_after_commit,
+    enqueue_now,
+    get_queue,
+    worklist_push,
+    worklist_push_after_commit,
+    worklist_register,
+)
+from oms.core.services import Actor, acting_user, actor_label_for, alert_raise, alert_resolve, audit_record
 from oms.orders.channels import adapter_for_channel
 from oms.orders.models import (
     Address,
@@ -50,6 +60,8 @@ from oms.orders.states import HOLDABLE, OPEN_STATES, IllegalTransition, base_sta
 logger = logging.getLogger(__name__)
 
 INBOX_JOB = "oms.orders.jobs.inbound_event_process"
+# The request path hands new deliveries to the workers through this list: one Redis round trip per delivery.
+INBOX = worklist_register(WorkList(name="inbox", handler=INBOX_JOB, queue="default", drainers=2))
 
 T = TypeVar("T")
 
@@ -115,6 +127,10 @@ def _apply_transition(order: Order, target: str, *, actor: Actor, reason: str, s
     order.status = target
     order.save(update_fields=["status", "updated_at"])
     label = actor_label_for(actor, system=system)
+    if target == OrderStatus.CANCELLED:
+        stock_release(reference=stock_reference(order), actor=actor, note=reason, system=system)
+    elif target == OrderStatus.SHIPPED:
+        stock_ship(reference=stock_reference(order), actor=actor, system=system)
     _event(
         order,
         "status",
@@ -168,7 +184,20 @@ def _hold(order: Order, *, reason: str, note: str, actor: Actor, system: str) ->
     )
     if order.status != OrderStatus.ON_HOLD:
         _apply_transition(order, OrderStatus.ON_HOLD, actor=actor, reason=HoldReason(reason).label, system=system)
+    if actor is None:  # staff who hold an order know it; an automatic hold must reach someone
+        alert_raise(
+            kind="order.hold",
+            title=f"Order {order.number} on hold: {HoldReason(reason).label}",
+            message=note,
+            channel=order.channel,
+            link=reverse("orders:order-detail", args=[order.pk]),
+            dedupe_key=_hold_alert_key(order, reason),
+        )
     return hold
+
+
+def _hold_alert_key(order: Order, reason: str) -> str:
+    return f"order-hold:{order.pk}:{reason}"
 
 
 @transaction.atomic
@@ -183,6 +212,7 @@ def _release(order: Order, holds: list[OrderHold], *, note: str, actor: Actor, s
     now = timezone.now()
     label = actor_label_for(actor, system=system)
     for hold in holds:
+        alert_resolve(dedupe_key=_hold_alert_key(order, hold.reason))
         hold.released_at = now
         hold.released_by = user
         hold.release_note = note
@@ -443,8 +473,43 @@ def _validate_order(co: ChannelOrder) -> None:
         raise InvalidPayload(f"order {co.number} has currency {co.currency!r}")
 
 
+def stock_reference(order: Order) -> str:
+    """The reference under which an order's stock is allocated, released and shipped."""
+    return f"order:{order.pk}"
+
+
+STOCK_HOLDS = (HoldReason.UNKNOWN_SKU, HoldReason.INSUFFICIENT_STOCK)
+
+
+def _allocate(order: Order, lines: list[OrderLine], *, system: str, fresh: bool) -> None:
+    """Promise stock to the order's shippable lines; hold what the catalog does not know or cannot cover."""
+    no_sku = [line.title for line in lines if line.requires_shipping and not line.sku]
+    requests = [
+        LineRequest(line=str(line.pk), sku=line.sku, quantity=line.quantity)
+        for line in lines
+        if line.requires_shipping and line.sku
+    ]
+    result = stock_allocate(reference=stock_reference(order), lines=requests, system=system)
+    unknown = sorted(set(result.unknown.values()))
+    if no_sku or unknown:
+        parts = ([f"no SKU on: {', '.join(no_sku)}"] if no_sku else []) + (
+            [f"not in the catalog: {', '.join(unknown)}"] if unknown else []
+        )
+        _hold(order, reason=HoldReason.UNKNOWN_SKU, note="; ".join(parts)[:400], actor=None, system=system)
+    if result.short:
+        note = "; ".join(f"{sku}: {wanted} wanted, {got} allocated" for sku, wanted, got in result.short.values())
+        _hold(order, reason=HoldReason.INSUFFICIENT_STOCK, note=note[:400], actor=None, system=system)
+    if fresh:
+        return
+    settled = [r for r in STOCK_HOLDS if not (r == HoldReason.UNKNOWN_SKU and (no_sku or unknown))]
+    settled = [r for r in settled if not (r == HoldReason.INSUFFICIENT_STOCK and result.short)]
+    stale = list(order.holds.filter(reason__in=settled, released_at__isnull=True))
+    if stale:
+        _release(order, stale, note="stock allocated", actor=None, system=system)
+
+
 def _automatic_holds(order: Order, *, system: str, lines: list[OrderLine] | None = None, fresh: bool = False) -> None:
-    """Hold for what a packer could not fix: a shippable line with no SKU, an address carriers would refuse.
+    """Allocate stock, and hold for what a packer could not fix: unknown SKUs, short stock, a bad address.
 
     `fresh`: the order was created in this transaction (so it has no holds to release yet).
     """
@@ -452,15 +517,7 @@ def _automatic_holds(order: Order, *, system: str, lines: list[OrderLine] | None
         return
     if lines is None:
         lines = list(order.lines.all())
-    no_sku = [line.title for line in lines if line.requires_shipping and not line.sku]
-    if no_sku:
-        _hold(
-            order,
-            reason=HoldReason.UNKNOWN_SKU,
-            note=f"no SKU on: {', '.join(no_sku)[:400]}",
-            actor=None,
-            system=system,
-        )
+    _allocate(order, lines, system=system, fresh=fresh)
     ships = any(line.requires_shipping for line in lines)
     address = order.shipping_address
     if ships and address is None:
@@ -477,6 +534,15 @@ def _automatic_holds(order: Order, *, system: str, lines: list[OrderLine] | None
         stale = list(order.holds.filter(reason=HoldReason.ADDRESS_INVALID, released_at__isnull=True))
         if stale:
             _release(order, stale, note="address corrected on the channel", actor=None, system=system)
+
+
+@transaction.atomic
+def order_allocate(*, order: Order, actor: Actor = None, system: str = "system") -> Order:
+    """Try again to allocate an order's stock (after a delivery, or by a staff click); releases stock holds."""
+    order = _lock(order)
+    if order.status in HOLDABLE:
+        _allocate(order, list(order.lines.all()), system=system, fresh=False)
+    return order
 
 
 def order_ingest(*, channel: SalesChannel, co: ChannelOrder, source: str) -> IngestResult:
@@ -554,6 +620,8 @@ def _order_update(order: Order, channel: SalesChannel, co: ChannelOrder, *, sour
     lines_changed = order.status in OPEN_STATES and _sync_lines(order, co)
     if lines_changed:
         changed_fields.append("lines")
+        # The levels stay locked until commit, so nobody takes the units between release and re-allocation.
+        stock_release(reference=stock_reference(order), note="lines changed on the channel", system=system)
 
     # What the channel says may move the order: a cancellation, or the payment it was waiting for.
     if co.cancelled_at and order.status != OrderStatus.CANCELLED:
@@ -623,7 +691,7 @@ def inbound_event_store(*, channel: SalesChannel, envelope: WebhookEnvelope, bod
         try:
             with transaction.atomic():
                 event = InboundEvent.objects.create(**row)
-                enqueue_after_commit(INBOX_JOB, event.pk, queue="default", job_id=f"inbox-{event.pk}")
+                worklist_push_after_commit(INBOX, event.pk)
         except IntegrityError:
             return InboundEvent.objects.get(channel=channel, event_key=key), False
         return event, True
@@ -633,7 +701,7 @@ def inbound_event_store(*, channel: SalesChannel, envelope: WebhookEnvelope, bod
         event = InboundEvent.objects.create(**row)
     except IntegrityError:
         return InboundEvent.objects.get(channel=channel, event_key=key), False
-    enqueue_now(INBOX_JOB, event.pk, queue="default", job_id=f"inbox-{event.pk}")
+    worklist_push(INBOX, event.pk)
     return event, True
 
 

@@ -31,6 +31,7 @@ INSTALLED_APPS = [
     "django_rq",
     "guardian",
     "oms.core",
+    "inventory",
     "oms.orders",
     "reporting",
 ]
@@ -143,6 +144,7 @@ MEDIA_ROOT = env.str("MEDIA_ROOT", default=str(BASE_DIR / "var" / "media"))
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="OMS <oms@localhost>")
+OMS_BASE_URL = env.str("OMS_BASE_URL", default="http://127.0.0.1:8000")  # for links in e-mails
 SERVER_EMAIL = env.str("SERVER_EMAIL", default=DEFAULT_FROM_EMAIL)
 
 # Keys for credentials and webhook secrets at rest (Fernet, url-safe base64 of 32 bytes). The first one

@@ -10,7 +10,7 @@ from tests.factories import ingested_order
 
 pytestmark = pytest.mark.django_db
 
-OMS_APPS = ("core", "orders")
+OMS_APPS = ("core", "inventory", "orders")
 
 
 @pytest.fixture

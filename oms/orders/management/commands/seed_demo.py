@@ -22,6 +22,8 @@ from django.utils import timezone
 from guardian.shortcuts import assign_perm
 
 from channels_adapters.base import ChannelAddress, ChannelCustomer, ChannelLine, ChannelOrder, PaymentStatus
+from inventory.models import Bin, ChannelListing, Location, Product, Variant
+from inventory.services import bundle_set_components, stock_receive
 from oms.core.models import SalesChannel
 from oms.orders.channels import channel_configure
 from oms.orders.models import Order, OrderStatus
@@ -221,6 +223,8 @@ CATALOG = [
     ("CARAFE-GLASS", "Glass carafe", "", "29.00"),
     ("PRINT-A3", "Art print", "A3", "40.00"),
 ]
+# Scarce SKUs: later orders for them wait on hold for stock, as they would in a real shop.
+SCARCE = {"PRINT-A3": 6, "TEAPOT-1L": 9, "VASE-TALL": 14}
 VARIANT_IDS = {sku: f"4{4_100_000 + i:09d}" for i, (sku, *_) in enumerate(CATALOG)}
 STAFF = (
     # username, group, channel access: "all", a channel slug, or "" (the group's own permissions decide)
@@ -257,6 +261,7 @@ class Command(BaseCommand):
         rng = random.Random(SEED)  # noqa: S311 - demo data, not security
         now = timezone.now().replace(minute=0, second=0, microsecond=0)
         channels = self._channels()
+        self._catalog(rng, channels)
         people = self._people(rng)
         created_total = 0
         for spec in CHANNELS:
@@ -287,6 +292,62 @@ class Command(BaseCommand):
                 self.stdout.write(f"Channel {spec.name} ({spec.slug}) created")
             found[spec.slug] = channel
         return found
+
+    def _catalog(self, rng: random.Random, channels: dict[str, SalesChannel]) -> None:
+        """Two locations, the catalog with stock (a few SKUs scarce), a gift-set bundle, and listings everywhere."""
+        main, created = Location.objects.get_or_create(code="main", defaults={"name": "Main warehouse", "priority": 10})
+        back, _ = Location.objects.get_or_create(code="shop", defaults={"name": "Shop back room", "priority": 20})
+        if created:
+            for aisle in "ABC":
+                for shelf in range(1, 5):
+                    Bin.objects.get_or_create(location=main, code=f"{aisle}-{shelf:02d}")
+        products: dict[str, Product] = {}
+        new = 0
+        for i, (sku, title, variant_title, usd) in enumerate(CATALOG):
+            if Variant.objects.filter(sku=sku).exists():
+                continue
+            product = products.get(title) or Product.objects.filter(title=title).first()
+            if product is None:
+                product = Product.objects.create(title=title, vendor="Studio Kiln")
+            products[title] = product
+            variant = Variant.objects.create(
+                product=product,
+                sku=sku,
+                title=variant_title,
+                barcode=f"400{7_000_000_000 + i * 7919:010d}",
+                weight_grams=rng.choice((180, 350, 420, 900, 1400)),
+                sale_price=Decimal(usd),
+                cost_price=_money(Decimal(usd) * Decimal("0.42")),
+                low_stock_threshold=5,
+            )
+            units = SCARCE.get(sku, rng.randint(60, 220))
+            stock_receive(variant=variant, location=main, quantity=units, actor=None, note="opening stock")
+            if sku not in SCARCE and rng.random() < 0.3:
+                stock_receive(variant=variant, location=back, quantity=rng.randint(2, 12), actor=None, note="opening")
+            new += 1
+        if not Variant.objects.filter(sku="GIFT-MUG-CANDLE").exists():
+            product = Product.objects.create(title="Gift set: two mugs and a candle", vendor="Studio Kiln")
+            gift = Variant.objects.create(product=product, sku="GIFT-MUG-CANDLE", sale_price=Decimal("52.00"))
+            parts = [(Variant.objects.get(sku="MUG-BLUE"), 2), (Variant.objects.get(sku="CANDLE-FIG"), 1)]
+            bundle_set_components(bundle=gift, components=parts, actor=None, system="seed_demo")
+            new += 1
+        for channel in channels.values():
+            listed = set(ChannelListing.objects.filter(channel=channel).values_list("variant_id", flat=True))
+            ChannelListing.objects.bulk_create(
+                [
+                    ChannelListing(
+                        channel=channel,
+                        variant=v,
+                        external_id=f"gid://shopify/InventoryItem/{channel.pk}{v.pk:06d}",
+                        external_ids={"location_id": f"gid://shopify/Location/{channel.pk}"},
+                        channel_sku=v.sku,
+                        buffer=1 if v.sku.startswith("TEE") else 0,
+                    )
+                    for v in Variant.objects.exclude(pk__in=listed)
+                ]
+            )
+        if new:
+            self.stdout.write(f"Catalog: {new} SKU(s) with opening stock in {main.name} and {back.name}")
 
     def _people(self, rng: random.Random) -> list[DemoCustomer]:
         """Shoppers with a home address and a phone number of their own (intake matches people by phone too)."""

@@ -1,0 +1,445 @@
+"""Every write to stock: receive, adjust, count, transfer, allocate, release, ship, return.
+
+Each function owns its transaction, locks the levels it changes in primary-key order (`select_for_update`),
+changes them with F() expressions, and writes one StockMovement per level change and one StockChange (the
+fan-out outbox) per variant whose availability moved, all in that transaction. Nothing reads a count,
+changes it in Python and writes it back. The database's check constraints (on_hand >= 0, allocated >= 0,
+allocated <= on_hand) are the last line of defence; the checks here give the clear error first.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from django.db import transaction
+from django.db.models import F
+
+from inventory.models import (
+    Allocation,
+    BundleComponent,
+    Location,
+    MovementReason,
+    StockChange,
+    StockLevel,
+    StockMovement,
+    Variant,
+)
+from oms.core.queue import enqueue_after_commit
+from oms.core.services import Actor, acting_user, actor_label_for
+
+logger = logging.getLogger(__name__)
+
+FANOUT_JOB = "inventory.jobs.stock_fanout"
+
+
+class StockError(ValueError):
+    """A stock change that cannot be made as asked; the message is for staff."""
+
+
+@dataclass(frozen=True, slots=True)
+class LineRequest:
+    """One line of a reference (an order) that needs stock: `line` is the reference's own key for it."""
+
+    line: str
+    sku: str
+    quantity: int
+
+
+@dataclass(slots=True)
+class AllocationResult:
+    allocated: dict[str, int] = field(default_factory=dict)  # line -> units now allocated (bundles: kits)
+    short: dict[str, tuple[str, int, int]] = field(default_factory=dict)  # line -> (sku, wanted, allocated)
+    unknown: dict[str, str] = field(default_factory=dict)  # line -> sku not in the catalog
+
+    @property
+    def complete(self) -> bool:
+        return not self.short and not self.unknown
+
+
+def _actor(actor: Actor, system: str) -> dict[str, object]:
+    return {"actor": acting_user(actor), "actor_label": actor_label_for(actor, system=system)}
+
+
+def _locked_levels(pairs: Iterable[tuple[int, int]], *, create: bool = True) -> dict[tuple[int, int], StockLevel]:
+    """Lock the levels of (variant, location) pairs in primary-key order, creating missing ones if `create`."""
+    pairs = set(pairs)
+    variant_ids = {v for v, _ in pairs}
+    location_ids = {loc for _, loc in pairs}
+
+    def lock() -> dict[tuple[int, int], StockLevel]:
+        rows = StockLevel.objects.select_for_update().filter(variant_id__in=variant_ids, location_id__in=location_ids)
+        return {(r.variant_id, r.location_id): r for r in rows.order_by("pk") if (r.variant_id, r.location_id) in pairs}
+
+    levels = lock()
+    missing = pairs - set(levels)
+    if missing and create:
+        StockLevel.objects.bulk_create(
+            [StockLevel(variant_id=v, location_id=loc) for v, loc in sorted(missing)], ignore_conflicts=True
+        )
+        levels = lock()
+    return levels
+
+
+def _move(
+    level: StockLevel,
+    *,
+    on_hand: int = 0,
+    allocated: int = 0,
+    reason: str,
+    reference: str = "",
+    note: str = "",
+    who: dict[str, object],
+) -> StockMovement:
+    """Apply a delta to a locked level with F() expressions and write its ledger row."""
+    updated = StockLevel.objects.filter(pk=level.pk).update(
+        on_hand=F("on_hand") + on_hand, allocated=F("allocated") + allocated
+    )
+    if updated != 1:  # pragma: no cover - the row is locked by the caller
+        raise StockError(f"stock level {level.pk} vanished")
+    level.on_hand += on_hand
+    level.allocated += allocated
+    return StockMovement.objects.create(
+        variant_id=level.variant_id,
+        location_id=level.location_id,
+        delta_on_hand=on_hand,
+        delta_allocated=allocated,
+        reason=reason,
+        reference=reference[:100],
+        note=note[:255],
+        **who,
+    )
+
+
+def _outbox(variant_ids: Iterable[int]) -> None:
+    """Record that these variants' availability moved (bundles made of them too), and wake the fan-out."""
+    ids = set(variant_ids)
+    if not ids:
+        return
+    ids |= set(BundleComponent.objects.filter(component_id__in=ids).values_list("bundle_id", flat=True))
+    from inventory.selectors import available_for  # reads live with the reads
+
+    available = available_for(ids)
+    thresholds = dict(Variant.objects.filter(pk__in=ids).values_list("pk", "low_stock_threshold"))
+    changes = [StockChange(variant_id=v, urgent=available.get(v, 0) <= thresholds.get(v, 0)) for v in sorted(ids)]
+    StockChange.objects.bulk_create(changes)
+    urgent = any(c.urgent for c in changes)
+    enqueue_after_commit(FANOUT_JOB, queue="high", at_front=urgent)
+
+
+def _variant_for_stock(variant: Variant) -> Variant:
+    # Asked of the database: the caller's instance may predate the variant becoming a bundle.
+    if Variant.objects.filter(pk=variant.pk, is_bundle=True).exists():
+        raise StockError(f"{variant.sku} is a bundle: it holds no stock of its own; change its components")
+    return variant
+
+
+def _positive(quantity: int, what: str) -> int:
+    if not isinstance(quantity, int) or isinstance(quantity, bool) or quantity <= 0:
+        raise StockError(f"{what} must be a whole number above 0, not {quantity!r}")
+    return quantity
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Stock staff move by hand
+
+
+@transaction.atomic
+def stock_receive(
+    *,
+    variant: Variant,
+    location: Location,
+    quantity: int,
+    actor: Actor,
+    reference: str = "",
+    note: str = "",
+    reason: str = MovementReason.RECEIVE,
+    system: str = "system",
+) -> StockLevel:
+    """Units arrived (a delivery, a return put back on the shelf)."""
+    _positive(quantity, "the quantity received")
+    _variant_for_stock(variant)
+    level = _locked_levels([(variant.pk, location.pk)])[(variant.pk, location.pk)]
+    _move(level, on_hand=quantity, reason=reason, reference=reference, note=note, who=_actor(actor, system))
+    _outbox([variant.pk])
+    return level
+
+
+@transaction.atomic
+def stock_adjust(
+    *,
+    variant: Variant,
+    location: Location,
+    delta: int,
+    note: str,
+    actor: Actor,
+    reason: str = MovementReason.ADJUST,
+    reference: str = "",
+    system: str = "system",
+) -> StockLevel:
+    """Add or remove units for a stated reason (damage, loss, found, correction)."""
+    if not isinstance(delta, int) or isinstance(delta, bool) or delta == 0:
+        raise StockError(f"an adjustment must change the quantity by a whole number, not {delta!r}")
+    if not note.strip():
+        raise StockError("an adjustment needs a reason")
+    _variant_for_stock(variant)
+    level = _locked_levels([(variant.pk, location.pk)])[(variant.pk, location.pk)]
+    if level.on_hand + delta < level.allocated:
+        raise StockError(
+            f"{variant.sku} at {location.code}: {level.on_hand} on hand, {level.allocated} allocated to open "
+            f"orders; taking {-delta} would leave too few for them"
+        )
+    _move(level, on_hand=delta, reason=reason, reference=reference, note=note.strip(), who=_actor(actor, system))
+    _outbox([variant.pk])
+    return level
+
+
+@transaction.atomic
+def stock_count(
+    *, variant: Variant, location: Location, counted: int, actor: Actor, note: str = "", system: str = "system"
+) -> StockMovement | None:
+    """A stock-take: the shelf holds `counted`. Posts the difference as a ledger row (None when it matched)."""
+    if not isinstance(counted, int) or isinstance(counted, bool) or counted < 0:
+        raise StockError(f"a count must be a whole number of 0 or more, not {counted!r}")
+    _variant_for_stock(variant)
+    level = _locked_levels([(variant.pk, location.pk)])[(variant.pk, location.pk)]
+    delta = counted - level.on_hand
+    if delta == 0:
+        return None
+    if counted < level.allocated:
+        raise StockError(
+            f"{variant.sku} at {location.code}: counted {counted} but {level.allocated} are allocated to open "
+            "orders; cancel or move those orders first"
+        )
+    movement = _move(
+        level, on_hand=delta, reason=MovementReason.COUNT, note=note or f"counted {counted}", who=_actor(actor, system)
+    )
+    _outbox([variant.pk])
+    return movement
+
+
+@transaction.atomic
+def stock_transfer(
+    *,
+    variant: Variant,
+    source: Location,
+    target: Location,
+    quantity: int,
+    actor: Actor,
+    note: str = "",
+    system: str = "system",
+) -> tuple[StockLevel, StockLevel]:
+    """Move free units from one location to another: two ledger rows, one reference."""
+    _positive(quantity, "the quantity to transfer")
+    _variant_for_stock(variant)
+    if source.pk == target.pk:
+        raise StockError("a transfer needs two different locations")
+    levels = _locked_levels([(variant.pk, source.pk), (variant.pk, target.pk)])
+    out, into = levels[(variant.pk, source.pk)], levels[(variant.pk, target.pk)]
+    if out.available < quantity:
+        raise StockError(f"{variant.sku} at {source.code}: only {out.available} free to move, not {quantity}")
+    who = _actor(actor, system)
+    reference = f"transfer:{source.code}>{target.code}"
+    _move(out, on_hand=-quantity, reason=MovementReason.TRANSFER, reference=reference, note=note, who=who)
+    _move(into, on_hand=quantity, reason=MovementReason.TRANSFER, reference=reference, note=note, who=who)
+    _outbox([variant.pk])
+    return out, into
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Stock promised to orders
+
+
+def _needs(lines: Sequence[LineRequest]) -> tuple[dict[str, list[tuple[int, int]]], dict[str, str]]:
+    """line -> [(component variant id, units per line unit)], and the lines whose SKU is unknown."""
+    skus = {line.sku for line in lines}
+    variants = {v.sku: v for v in Variant.objects.filter(sku__in=skus, active=True)}
+    bundles = [v.pk for v in variants.values() if v.is_bundle]
+    parts: dict[int, list[tuple[int, int]]] = defaultdict(list)
+    for bc in BundleComponent.objects.filter(bundle_id__in=bundles).order_by("component_id"):
+        parts[bc.bundle_id].append((bc.component_id, bc.quantity))
+    needs: dict[str, list[tuple[int, int]]] = {}
+    unknown: dict[str, str] = {}
+    for line in lines:
+        variant = variants.get(line.sku)
+        if variant is None or (variant.is_bundle and not parts.get(variant.pk)):
+            unknown[line.line] = line.sku
+        else:
+            needs[line.line] = parts[variant.pk] if variant.is_bundle else [(variant.pk, 1)]
+    return needs, unknown
+
+
+@transaction.atomic
+def stock_allocate(
+    *, reference: str, lines: Sequence[LineRequest], actor: Actor = None, system: str = "system"
+) -> AllocationResult:
+    """Promise stock to a reference's lines, topping up what is already allocated; never more than is free.
+
+    Idempotent: running it again for the same lines allocates only what is still missing. A line is
+    allocated whole or not at all (for a bundle: whole kits), from the locations in priority order; what
+    cannot be covered is reported as short and keeps whatever earlier units it already holds.
+    """
+    result = AllocationResult()
+    lines = [line for line in lines if line.quantity > 0]
+    if not lines:
+        return result
+    needs, result.unknown = _needs(lines)
+    if not needs:
+        return result
+    already: dict[tuple[str, int], int] = defaultdict(int)
+    for a in Allocation.objects.filter(reference=reference, line__in=list(needs)):
+        already[(a.line, a.variant_id)] += a.quantity
+    variant_ids = {v for parts in needs.values() for v, _ in parts}
+    locations = list(Location.objects.filter(active=True).order_by("priority", "pk").values_list("pk", flat=True))
+    levels = _locked_levels(((v, loc) for v in variant_ids for loc in locations), create=False)
+    empty = StockLevel(on_hand=0, allocated=0)
+    who = _actor(actor, system)
+    touched: set[int] = set()
+    for req in lines:
+        parts = needs.get(req.line)
+        if parts is None:
+            continue
+        missing = {v: per * req.quantity - already[(req.line, v)] for v, per in parts}
+        missing = {v: m for v, m in missing.items() if m > 0}
+        free = {v: sum(levels.get((v, loc), empty).available for loc in locations) for v in missing}
+        if any(free[v] < m for v, m in missing.items()):
+            held = min(already[(req.line, v)] // per for v, per in parts)
+            result.short[req.line] = (req.sku, req.quantity, held)
+            continue
+        for v, m in missing.items():
+            for loc in locations:
+                level = levels.get((v, loc), empty)
+                take = min(m, level.available)
+                if take <= 0:
+                    continue
+                _move(level, allocated=take, reason=MovementReason.SALE, reference=reference, who=who)
+                row, created = Allocation.objects.get_or_create(
+                    reference=reference, line=req.line, variant_id=v, location_id=loc, defaults={"quantity": take}
+                )
+                if not created:
+                    Allocation.objects.filter(pk=row.pk).update(quantity=F("quantity") + take)
+                m -= take
+                touched.add(v)
+                if m == 0:
+                    break
+        result.allocated[req.line] = req.quantity
+    _outbox(touched)
+    return result
+
+
+def _settle(reference: str, lines: Iterable[str] | None, *, ship: bool, actor: Actor, system: str, note: str) -> int:
+    allocations = Allocation.objects.filter(reference=reference)
+    if lines is not None:
+        allocations = allocations.filter(line__in=list(lines))
+    rows = list(allocations.select_for_update().order_by("pk"))
+    if not rows:
+        return 0
+    levels = _locked_levels((a.variant_id, a.location_id) for a in rows)
+    who = _actor(actor, system)
+    units = 0
+    for a in rows:
+        level = levels[(a.variant_id, a.location_id)]
+        if ship:
+            _move(
+                level,
+                on_hand=-a.quantity,
+                allocated=-a.quantity,
+                reason=MovementReason.SHIP,
+                reference=reference,
+                note=note,
+                who=who,
+            )
+        else:
+            _move(level, allocated=-a.quantity, reason=MovementReason.CANCEL, reference=reference, note=note, who=who)
+        units += a.quantity
+    Allocation.objects.filter(pk__in=[a.pk for a in rows]).delete()
+    if not ship:  # shipping takes units that were already not available: channels show the same
+        _outbox({a.variant_id for a in rows})
+    return units
+
+
+@transaction.atomic
+def stock_release(
+    *, reference: str, lines: Iterable[str] | None = None, actor: Actor = None, note: str = "", system: str = "system"
+) -> int:
+    """Give back what a reference (or some of its lines) holds: a cancellation. Returns the units released."""
+    return _settle(reference, lines, ship=False, actor=actor, system=system, note=note)
+
+
+@transaction.atomic
+def stock_ship(
+    *, reference: str, lines: Iterable[str] | None = None, actor: Actor = None, note: str = "", system: str = "system"
+) -> int:
+    """The allocated units left the building: on_hand and allocated both fall. Returns the units shipped."""
+    return _settle(reference, lines, ship=True, actor=actor, system=system, note=note)
+
+
+@transaction.atomic
+def stock_return(
+    *,
+    variant: Variant,
+    location: Location,
+    quantity: int,
+    reference: str,
+    actor: Actor,
+    note: str = "",
+    system: str = "system",
+) -> StockLevel:
+    """Returned units put back as sellable."""
+    return stock_receive(
+        variant=variant,
+        location=location,
+        quantity=quantity,
+        actor=actor,
+        reference=reference,
+        note=note,
+        reason=MovementReason.RETURN,
+        system=system,
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The catalog
+
+
+@transaction.atomic
+def bundle_set_components(
+    *, bundle: Variant, components: Sequence[tuple[Variant, int]], actor: Actor, system: str = "system"
+) -> Variant:
+    """Make `bundle` a kit of these components (an empty list makes it an ordinary variant again)."""
+    from oms.core.services import audit_record
+
+    seen: set[int] = set()
+    for component, quantity in components:
+        _positive(quantity, f"the quantity of {component.sku} in {bundle.sku}")
+        if component.pk == bundle.pk:
+            raise StockError(f"{bundle.sku} cannot be a component of itself")
+        if component.is_bundle:
+            raise StockError(f"{component.sku} is itself a bundle; nest components one level only")
+        if component.pk in seen:
+            raise StockError(f"{component.sku} is listed twice in {bundle.sku}")
+        seen.add(component.pk)
+    bundle = Variant.objects.select_for_update().get(pk=bundle.pk)
+    if components and StockLevel.objects.filter(variant=bundle).exclude(on_hand=0).exists():
+        raise StockError(f"{bundle.sku} holds stock of its own; move it out before making it a bundle")
+    if components and BundleComponent.objects.filter(component=bundle).exists():
+        raise StockError(f"{bundle.sku} is a component of another bundle")
+    before = list(bundle.components.values_list("component__sku", "quantity"))
+    BundleComponent.objects.filter(bundle=bundle).delete()
+    BundleComponent.objects.bulk_create(
+        [BundleComponent(bundle=bundle, component=c, quantity=q) for c, q in components]
+    )
+    bundle.is_bundle = bool(components)
+    bundle.save(update_fields=["is_bundle", "updated_at"])
+    audit_record(
+        actor=actor,
+        verb="variant.bundle",
+        obj=bundle,
+        before={"components": before},
+        after={"components": [(c.sku, q) for c, q in components]},
+        system=system,
+    )
+    _outbox([bundle.pk])
+    return bundle
