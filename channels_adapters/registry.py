@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from channels_adapters.base import ChannelAdapter, ChannelConfig
+from channels_adapters.base import ChannelAdapter, ChannelConfig, RateLimiter
 from channels_adapters.shopify import ShopifyAdapter
 
 ADAPTERS: dict[str, type[ChannelAdapter]] = {
@@ -21,8 +21,9 @@ def adapter_class(kind: str) -> type[ChannelAdapter]:
         raise UnknownChannelKind(f"no adapter for channel kind {kind!r}; known: {sorted(ADAPTERS)}") from None
 
 
-def adapter_for(kind: str, config: ChannelConfig) -> ChannelAdapter:
-    return adapter_class(kind)(config)
+def adapter_for(kind: str, config: ChannelConfig, *, limiter: RateLimiter | None = None) -> ChannelAdapter:
+    """The adapter for one channel; pass the channel's shared `limiter` so all its callers pace together."""
+    return adapter_class(kind)(config, limiter=limiter)
 
 
 def kind_choices() -> list[tuple[str, str]]:

@@ -2,6 +2,7 @@
 
 It speaks HTTP and GraphQL errors only; what a query means is the adapter's business. Its retries are safe
 for queries; a mutation must carry its own idempotency key (`@idempotent`) before it goes through `execute`.
+Pacing goes through a RateLimiter (channels_adapters.base), which may be shared with other clients of the app.
 """
 
 from __future__ import annotations
@@ -14,12 +15,20 @@ from typing import Any
 
 import requests
 
-from channels_adapters.base import AuthenticationFailed, ChannelError, Throttled
+from channels_adapters.base import (
+    PACE_MARGIN,
+    AuthenticationFailed,
+    ChannelError,
+    LocalBucket,
+    RateLimiter,
+    Throttled,
+)
+
+__all__ = ["PACE_MARGIN", "QueryCost", "QueryCostExceeded", "ShopifyGraphQLClient", "ThrottleStatus"]
 
 USER_AGENT = "oms-shopify-adapter/1.0 (+requests)"
 DEFAULT_RETRY_AFTER = 2.0  # seconds, when a 429 comes without a usable Retry-After
 THROTTLE_JITTER = 0.25  # at most this many seconds added to a computed throttle wait, so workers spread out
-PACE_MARGIN = 0.05  # seconds added when pacing, so that rounding never leaves the bucket a point short
 
 
 class QueryCostExceeded(ChannelError):
@@ -96,6 +105,10 @@ def _retry_after(value: str | None) -> float | None:
 class ShopifyGraphQLClient:
     """POSTs to `/admin/api/{version}/graphql.json`, pacing by cost and retrying what is worth retrying.
 
+    Before each call it reserves the call's cost (the caller's estimate, else what Shopify priced the same query
+    at last time) from `limiter`, waits as long as the limiter says, and afterwards reports what Shopify said
+    of its bucket; a THROTTLED answer or a 429 penalises every client sharing the limiter.
+
     `sleep` and `clock` are injectable so that tests can record waits instead of waiting; `calls` counts every
     HTTP attempt (throttled and failed ones included), for OrderPage.calls and the benchmarks.
     """
@@ -114,6 +127,7 @@ class ShopifyGraphQLClient:
         backoff_base: float = 0.5,
         backoff_cap: float = 30.0,
         rng: random.Random | None = None,
+        limiter: RateLimiter | None = None,
     ) -> None:
         self.endpoint = endpoint
         self._access_token = access_token
@@ -128,8 +142,8 @@ class ShopifyGraphQLClient:
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
         self.calls = 0
         self.last_cost: QueryCost | None = None
+        self._limiter: RateLimiter = limiter if limiter is not None else LocalBucket(clock=clock)
         self._bucket: ThrottleStatus | None = None
-        self._slept_since_observed = 0.0
         self._query_costs: dict[str, float] = {}  # last requestedQueryCost per query text
 
     # ---------------------------------------------------------------------------------------------- public
@@ -150,11 +164,14 @@ class ShopifyGraphQLClient:
         throttled = 0
         transient = 0
         while True:
-            self._pace(expected_cost if expected_cost is not None else self._query_costs.get(query))
+            reserved = expected_cost if expected_cost is not None else self._query_costs.get(query, 0.0)
+            self._do_sleep(self._limiter.reserve(reserved))
             self.calls += 1
             try:
                 response = self._session.post(self.endpoint, json=body, headers=headers, timeout=self._timeout)
             except (requests.ConnectionError, requests.Timeout) as exc:
+                if not isinstance(exc, requests.ReadTimeout):
+                    self._limiter.refund(reserved)  # never reached Shopify (a read timeout may have run)
                 transient = self._back_off(transient, f"could not reach Shopify at {self.endpoint}: {exc}")
                 continue
 
@@ -164,10 +181,12 @@ class ShopifyGraphQLClient:
                     f"Shopify refused the access token (HTTP {status}): {self._response_errors(response)}"
                 )
             if status == 429:
+                self._limiter.refund(reserved)  # refused before running: nothing was charged
                 wait = _retry_after(response.headers.get("Retry-After")) or DEFAULT_RETRY_AFTER
                 throttled = self._wait_throttled(throttled, wait, "Shopify answered 429 Too Many Requests")
                 continue
             if status >= 500:
+                self._limiter.refund(reserved)
                 transient = self._back_off(
                     transient, f"Shopify answered HTTP {status}: {self._response_errors(response)}"
                 )
@@ -184,10 +203,12 @@ class ShopifyGraphQLClient:
             if not isinstance(payload, dict):
                 raise ChannelError("Shopify answered 200 with JSON that is not an object", retryable=False)
 
-            cost = self._observe_cost(query, payload)
             errors = payload.get("errors")
+            codes = _error_codes(errors) if errors else set()
+            cost = self._observe_cost(query, payload, reserved, charged="THROTTLED" not in codes)
+            if errors and cost is None:
+                self._limiter.refund(reserved)  # refused without a price (bad query, too costly): not run
             if errors:
-                codes = _error_codes(errors)
                 messages = "; ".join(_error_messages(errors))
                 if "THROTTLED" in codes:
                     throttled = self._wait_throttled(
@@ -222,24 +243,6 @@ class ShopifyGraphQLClient:
 
     # ------------------------------------------------------------------------------------------- pacing
 
-    def _estimated_available(self) -> float | None:
-        bucket = self._bucket
-        if bucket is None:
-            return None
-        # An injected sleep does not move a real clock: trust whichever says more time has passed.
-        elapsed = max(self._clock() - bucket.observed_at, self._slept_since_observed, 0.0)
-        return min(bucket.maximum_available, bucket.currently_available + elapsed * bucket.restore_rate)
-
-    def _pace(self, expected_cost: float | None) -> None:
-        """Before a call, wait until the bucket (as last reported, plus what leaked back) can pay for it."""
-        bucket = self._bucket
-        available = self._estimated_available()
-        if bucket is None or available is None or expected_cost is None or bucket.restore_rate <= 0:
-            return
-        needed = min(expected_cost, bucket.maximum_available)
-        if available < needed:
-            self._do_sleep((needed - available) / bucket.restore_rate + PACE_MARGIN)
-
     def _throttle_wait(self, cost: QueryCost | None, expected_cost: float | None) -> float:
         bucket = cost.throttle if cost else None
         requested = (cost.requested if cost else None) or expected_cost
@@ -257,9 +260,10 @@ class ShopifyGraphQLClient:
         return deficit / bucket.restore_rate + self._rng.uniform(0.0, THROTTLE_JITTER)
 
     def _wait_throttled(self, attempts: int, wait: float, message: str) -> int:
+        """Give up, or make everyone sharing the limiter hold off; the next reserve() then says how long."""
         if attempts >= self.max_throttle_retries:
             raise Throttled(f"{message} (gave up after {attempts + 1} tries)", retry_after=wait)
-        self._do_sleep(wait)
+        self._limiter.penalize(wait)
         return attempts + 1
 
     def _back_off(self, attempts: int, message: str) -> int:
@@ -274,17 +278,23 @@ class ShopifyGraphQLClient:
         if seconds <= 0:
             return
         self._sleep(seconds)
-        self._slept_since_observed += seconds
 
     # ------------------------------------------------------------------------------------------ parsing
 
-    def _observe_cost(self, query: str, payload: Mapping[str, Any]) -> QueryCost | None:
+    def _observe_cost(
+        self, query: str, payload: Mapping[str, Any], reserved: float, *, charged: bool
+    ) -> QueryCost | None:
+        """Learn the query's price, give back what was reserved but not charged, and report the bucket."""
         extensions = payload.get("extensions")
         cost = extensions.get("cost") if isinstance(extensions, Mapping) else None
         if not isinstance(cost, Mapping):
             return None
         requested = _number(cost.get("requestedQueryCost"))
         actual = _number(cost.get("actualQueryCost"))
+        # Shopify charges the actual cost of a call it ran, nothing for one it throttled.
+        spent = (actual if actual is not None else requested) if charged else 0.0
+        if spent is not None and reserved > spent:
+            self._limiter.refund(reserved - spent)
         status = cost.get("throttleStatus")
         bucket: ThrottleStatus | None = None
         if isinstance(status, Mapping):
@@ -294,7 +304,7 @@ class ShopifyGraphQLClient:
             if maximum is not None and available is not None and rate is not None:
                 bucket = ThrottleStatus(maximum, available, rate, self._clock())
                 self._bucket = bucket
-                self._slept_since_observed = 0.0
+                self._limiter.observe(available=available, maximum=maximum, restore_rate=rate)
         if requested is not None:
             self._query_costs[query] = requested
         self.last_cost = QueryCost(requested, actual, bucket)

@@ -1,6 +1,7 @@
-"""Pure functions turning Shopify's order shapes (REST webhook payload, GraphQL node) into a ChannelOrder.
+"""Pure functions turning Shopify's shapes into the contract's dataclasses: orders (REST webhook payload and
+GraphQL node, which must agree), inventory levels, product variants and the inventory_levels/update payload.
 
-No I/O here. Both mappers must agree: one order read either way gives an equal ChannelOrder.
+No I/O here.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from channels_adapters.base import (
     ChannelCustomer,
     ChannelLine,
     ChannelOrder,
+    ChannelProduct,
+    ChannelStock,
     InvalidPayload,
     PaymentStatus,
 )
@@ -437,4 +440,170 @@ def order_from_graphql(node: Mapping[str, Any]) -> ChannelOrder:
         note=_text(data.get("note")),
         tags=_tags(data.get("tags")),
         test=bool(data.get("test", False)),
+    )
+
+
+# --------------------------------------------------------------------------------------------------------
+# inventory: ids, levels, product variants, the inventory_levels/update webhook
+
+_GID_OF = re.compile(r"^gid://shopify/(?P<type>[A-Za-z]+)/(?P<id>\d+)$")
+_GRAMS_PER_UNIT = {
+    "GRAMS": Decimal("1"),
+    "KILOGRAMS": Decimal("1000"),
+    "OUNCES": Decimal("28.349523125"),
+    "POUNDS": Decimal("453.59237"),
+}
+DEFAULT_VARIANT_TITLE = "Default Title"  # what Shopify calls the only variant of a product without options
+
+
+def shopify_gid(kind: str, value: Any) -> str | None:
+    """`gid://shopify/<kind>/<n>` from a gid of that kind, a numeric id or its digits; None if it is neither."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int):
+        return f"gid://shopify/{kind}/{value}" if value > 0 else None
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    if text.isdigit() and int(text) > 0:
+        return f"gid://shopify/{kind}/{int(text)}"
+    match = _GID_OF.match(text)
+    if match and match.group("type") == kind:
+        return text
+    return None
+
+
+def _inventory_fail(what: str, message: str) -> InvalidPayload:
+    return InvalidPayload(f"Shopify {what}: {message}")
+
+
+def _inventory_mapping(value: Any, what: str, where: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise _inventory_fail(what, f"'{where}' must be an object, got {type(value).__name__}")
+    return value
+
+
+def _inventory_optional(value: Any, what: str, where: str) -> Mapping[str, Any] | None:
+    return None if value is None else _inventory_mapping(value, what, where)
+
+
+def _gid_field(data: Mapping[str, Any], name: str, kind: str, what: str, where: str = "") -> str:
+    gid = shopify_gid(kind, data.get(name))
+    if gid is None:
+        raise _inventory_fail(what, f"missing or invalid '{_field(where, name)}': {data.get(name)!r}")
+    return gid
+
+
+def _named_quantity(quantities: Any, name: str, what: str, where: str) -> int | None:
+    """The `quantity` of the entry called `name` in InventoryLevel.quantities; None when Shopify lists none."""
+    if quantities is None:
+        return None
+    if not isinstance(quantities, list | tuple):
+        raise _inventory_fail(what, f"'{where}' must be a list, got {type(quantities).__name__}")
+    for index, entry in enumerate(quantities):
+        data = _inventory_mapping(entry, what, f"{where}[{index}]")
+        if data.get("name") == name:
+            value = data.get("quantity")
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise _inventory_fail(what, f"'{where}[{index}].quantity' is not a whole number: {value!r}")
+            return value
+    return None
+
+
+def available_from_level(level: Any, what: str, where: str) -> int | None:
+    """`available` from an InventoryLevel node selected with `quantities(names: ["available"])`."""
+    if level is None:
+        return None
+    data = _inventory_mapping(level, what, where)
+    return _named_quantity(data.get("quantities"), "available", what, f"{where}.quantities")
+
+
+def stock_from_level(node: Mapping[str, Any], *, location_id: str) -> ChannelStock:
+    """An InventoryLevel node of `location(id) { inventoryLevels }` (see adapter.STOCK_LEVELS_QUERY)."""
+    what = "inventory level"
+    data = _inventory_mapping(node, what, "inventoryLevel")
+    item = _inventory_mapping(data.get("item"), what, "item")
+    available = available_from_level(data, what, "inventoryLevel")
+    if available is None:
+        raise _inventory_fail(what, f"no 'available' quantity for {item.get('id')!r}")
+    ids = {"inventory_item_id": _gid_field(item, "id", "InventoryItem", what, "item"), "location_id": location_id}
+    variant = _inventory_optional(item.get("variant"), what, "item.variant")
+    if variant is not None:
+        ids["variant_id"] = _gid_field(variant, "id", "ProductVariant", what, "item.variant")
+        product = _inventory_optional(variant.get("product"), what, "item.variant.product")
+        if product is not None:
+            ids["product_id"] = _gid_field(product, "id", "Product", what, "item.variant.product")
+    return ChannelStock(
+        external_ids=ids,
+        sku=_text(item.get("sku")),
+        quantity=available,
+        updated_at=_optional_timestamp(data.get("updatedAt"), "updatedAt"),
+    )
+
+
+def weight_in_grams(weight: Any) -> int | None:
+    """A `Weight {unit value}` in whole grams (rounded half up); None when Shopify has no weight."""
+    if not isinstance(weight, Mapping):
+        return None
+    value, unit = weight.get("value"), weight.get("unit")
+    if value is None or isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    factor = _GRAMS_PER_UNIT.get(str(unit).upper())
+    if factor is None:
+        raise _inventory_fail("product variant", f"unknown weight unit {unit!r}")
+    grams = _money(value, "inventoryItem.measurement.weight.value") * factor
+    return int(grams.quantize(Decimal("1"), rounding="ROUND_HALF_UP"))
+
+
+def product_from_variant(node: Mapping[str, Any], *, location_id: str | None) -> ChannelProduct:
+    """A ProductVariant node of `productVariants` (see adapter.PRODUCTS_QUERY)."""
+    what = "product variant"
+    data = _inventory_mapping(node, what, "productVariant")
+    product = _inventory_mapping(data.get("product"), what, "product")
+    ids = {
+        "variant_id": _gid_field(data, "id", "ProductVariant", what),
+        "product_id": _gid_field(product, "id", "Product", what, "product"),
+    }
+    quantity: int | None = None
+    weight: int | None = None
+    item = _inventory_optional(data.get("inventoryItem"), what, "inventoryItem")
+    if item is not None:
+        ids["inventory_item_id"] = _gid_field(item, "id", "InventoryItem", what, "inventoryItem")
+        measurement = _inventory_optional(item.get("measurement"), what, "inventoryItem.measurement")
+        weight = weight_in_grams(measurement.get("weight")) if measurement else None
+        if location_id is not None:
+            ids["location_id"] = location_id
+            quantity = available_from_level(item.get("inventoryLevel"), what, "inventoryItem.inventoryLevel")
+    variant_title = _text(data.get("title"))
+    price = data.get("price")
+    return ChannelProduct(
+        external_ids=ids,
+        sku=_text(data.get("sku")),
+        title=_text(product.get("title")),
+        variant_title="" if variant_title == DEFAULT_VARIANT_TITLE else variant_title,
+        barcode=_text(data.get("barcode")),
+        price=None if price in (None, "") else _money(price, "price"),
+        weight_grams=weight,
+        quantity=quantity,
+    )
+
+
+def stock_from_level_webhook(payload: Mapping[str, Any]) -> ChannelStock:
+    """The REST body of an `inventory_levels/update` webhook: item, location, `available` and `updated_at`."""
+    what = "inventory_levels/update"
+    data = _inventory_mapping(payload, what, "payload")
+    available = data.get("available")
+    if available is None:
+        raise _inventory_fail(what, "'available' is null: the item is not tracked at this location")
+    if isinstance(available, bool) or not isinstance(available, int):
+        raise _inventory_fail(what, f"'available' is not a whole number: {available!r}")
+    updated = data.get("updated_at")
+    return ChannelStock(
+        external_ids={
+            "inventory_item_id": _gid_field(data, "inventory_item_id", "InventoryItem", what),
+            "location_id": _gid_field(data, "location_id", "Location", what),
+        },
+        sku="",  # Shopify's body carries no SKU: the OMS maps the item id
+        quantity=available,
+        updated_at=None if updated in (None, "") else parse_timestamp(updated, "updated_at"),
     )

@@ -40,7 +40,7 @@ from oms.core.queue import (
     worklist_register,
 )
 from oms.core.services import Actor, acting_user, actor_label_for, alert_raise, alert_resolve, audit_record
-from oms.orders.channels import adapter_for_channel
+from inventory.channels import adapter_for_channel
 from oms.orders.models import (
     Address,
     Customer,

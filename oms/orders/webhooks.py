@@ -9,7 +9,7 @@ from django.views.decorators.http import require_POST
 
 from channels_adapters.base import InvalidPayload, InvalidSignature
 from oms.core.selectors import channel_for_webhook
-from oms.orders.channels import adapter_for_channel
+from inventory.channels import adapter_for_channel
 from oms.orders.services import inbound_event_store
 
 

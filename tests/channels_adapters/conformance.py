@@ -18,9 +18,21 @@ The test module must provide these pytest fixtures (module level, or on the subc
 - `seed_orders`: `(count, *, start: datetime, step: timedelta) -> list[str]`: store `count` orders in the
   emulator, the i-th last modified at `start + i * step`; returns their external ids in that order.
 
+Stock (needed only when the adapter implements push_stock and fetch_stock; the stock checks skip otherwise):
+
+- `seed_stock`: `(quantities: Sequence[int], *, skus: Sequence[str] | None = None) -> list[StockQuantity]`:
+  create one listing per quantity on the channel (at the location the adapter manages) and describe each as
+  the OMS would know it: its external ids, its SKU (default: unique ones) and the quantity the channel holds.
+- `channel_quantity`: `(external_ids) -> int`: what the emulator holds for that listing now.
+- `drift_stock`: `(external_ids, quantity) -> None`: a change made on the channel's side.
+- `unknown_listing`: external ids (a Mapping) of a listing the channel does not have.
+
 And may override these class attributes: `delivery_topic` (an order topic the channel sends),
 `signature_header` (the header carrying the signature), `fixture_dir` (defaults to
-tests/fixtures/<kind>), `paging_order_count` (enough orders for three pages or more).
+tests/fixtures/<kind>), `paging_order_count` (enough orders for three pages or more), `stock_paging_count`
+(enough listings for three fetch_stock pages or more), `compare_and_swap` (True when push_stock honours
+StockQuantity.change_from and reports `stale`). Stock webhook fixtures are tests/fixtures/<kind>/<topic>.json
+for each of the adapter's `stock_topics`.
 """
 
 from __future__ import annotations
@@ -28,7 +40,7 @@ from __future__ import annotations
 import inspect
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import fields
+from dataclasses import fields, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -41,11 +53,14 @@ from channels_adapters.base import (
     ChannelError,
     ChannelLine,
     ChannelOrder,
+    ChannelStock,
     InvalidPayload,
     InvalidSignature,
     NotSupported,
     OrderPage,
     PaymentStatus,
+    StockPage,
+    StockPushResult,
     StockQuantity,
     Tracking,
     WebhookEnvelope,
@@ -116,6 +131,31 @@ def _all_pages(adapter: ChannelAdapter, *, since: datetime | None) -> list[Order
         cursor = page.next_cursor
 
 
+def _all_stock_pages(adapter: ChannelAdapter) -> list[StockPage]:
+    pages: list[StockPage] = []
+    cursor: str | None = None
+    while True:
+        page = adapter.fetch_stock(cursor=cursor)
+        assert isinstance(page, StockPage)
+        pages.append(page)
+        assert len(pages) <= MAX_PAGES, "fetch_stock never returned next_cursor=None"
+        if page.next_cursor is None:
+            return pages
+        assert page.next_cursor != cursor, "fetch_stock returned the cursor it was given: it would loop"
+        cursor = page.next_cursor
+
+
+def _is_listing(known: Mapping[str, str], found: Mapping[str, str]) -> bool:
+    """A fetched listing is a seeded one when it carries every external id the OMS stored for it."""
+    return all(found.get(key) == value for key, value in known.items())
+
+
+def _implements(adapter: ChannelAdapter, *operations: str) -> None:
+    for operation in operations:
+        if getattr(type(adapter), operation) is getattr(ChannelAdapter, operation):
+            pytest.skip(f"{adapter.kind} does not offer {operation}")
+
+
 class ChannelAdapterConformance:
     """The shared contract tests; pytest runs them for each `Test<Channel>Conformance` subclass."""
 
@@ -123,6 +163,8 @@ class ChannelAdapterConformance:
     signature_header: ClassVar[str] = ""
     fixture_dir: ClassVar[Path | None] = None
     paging_order_count: ClassVar[int] = 25
+    stock_paging_count: ClassVar[int] = 60
+    compare_and_swap: ClassVar[bool] = False
 
     # --------------------------------------------------------------------------------------- helpers
 
@@ -132,11 +174,11 @@ class ChannelAdapterConformance:
     def fixtures_for(self, adapter: ChannelAdapter) -> dict[str, Any]:
         """Every order fixture of the channel (those of deferred topics are not orders), by file name."""
         directory = self.fixture_dir or FIXTURES_ROOT / adapter.kind
-        deferred = tuple(topic.replace("/", "_") for topic in adapter.deferred_topics)
+        not_orders = tuple(topic.replace("/", "_") for topic in adapter.deferred_topics | adapter.stock_topics)
         found = {
             path.name: json.loads(path.read_text(encoding="utf-8"))
             for path in sorted(directory.glob("*.json"))
-            if not path.stem.startswith(deferred)
+            if not path.stem.startswith(not_orders)
         }
         assert found, f"no order fixtures in {directory}"
         return found
@@ -150,6 +192,7 @@ class ChannelAdapterConformance:
         assert ADAPTERS.get(cls.kind) is cls, f"{cls.__name__} is not registered under {cls.kind!r}"
         assert cls.order_topics, "an adapter must name the webhook topics that carry orders"
         assert not cls.order_topics & cls.deferred_topics
+        assert not cls.stock_topics & (cls.order_topics | cls.deferred_topics)
         assert cls.secret_options <= cls.options
         assert not inspect.isabstract(cls)
 
@@ -371,3 +414,163 @@ class ChannelAdapterConformance:
             pass
         except ChannelError:
             pass  # implemented, and refused these made-up ids in the contract's own terms
+
+    # ------------------------------------------------------------------------------------------------ stock
+
+    def test_push_stock_sets_absolute_quantities_and_answers_in_order(
+        self,
+        adapter: ChannelAdapter,
+        seed_stock: Callable[..., list[StockQuantity]],
+        channel_quantity: Callable[[Mapping[str, str]], int],
+    ) -> None:
+        _implements(adapter, "push_stock")
+        seeded = seed_stock([0, 4, 9])
+        wanted = [
+            replace(listing, quantity=target, change_from=listing.quantity)
+            for listing, target in zip(seeded, [5, 0, 12], strict=True)
+        ]
+
+        results = adapter.push_stock(wanted, reference="conformance-push-1")
+
+        assert [type(result) for result in results] == [StockPushResult] * 3
+        assert [result.sku for result in results] == [listing.sku for listing in wanted]
+        assert all(result.ok for result in results), results
+        assert not any(result.stale for result in results)
+        for listing, result in zip(seeded, results, strict=True):
+            assert result.previous in (None, listing.quantity)
+        assert [channel_quantity(listing.external_ids) for listing in wanted] == [5, 0, 12]
+
+    def test_push_stock_of_nothing_is_nothing(self, adapter: ChannelAdapter) -> None:
+        _implements(adapter, "push_stock")
+
+        assert adapter.push_stock([]) == []
+
+    def test_pushing_the_same_quantities_again_is_harmless(
+        self,
+        adapter: ChannelAdapter,
+        seed_stock: Callable[..., list[StockQuantity]],
+        channel_quantity: Callable[[Mapping[str, str]], int],
+    ) -> None:
+        _implements(adapter, "push_stock")
+        (listing,) = seed_stock([2])
+        push = [replace(listing, quantity=7, change_from=2)]
+
+        first = adapter.push_stock(push, reference="conformance-retry")
+        again = adapter.push_stock(push, reference="conformance-retry")  # a job retried after a lost answer
+
+        assert first[0].ok
+        assert again[0].ok
+        assert channel_quantity(listing.external_ids) == 7
+
+    def test_a_refused_listing_does_not_hold_back_the_others(
+        self,
+        adapter: ChannelAdapter,
+        seed_stock: Callable[..., list[StockQuantity]],
+        channel_quantity: Callable[[Mapping[str, str]], int],
+        unknown_listing: Mapping[str, str],
+    ) -> None:
+        _implements(adapter, "push_stock")
+        (known,) = seed_stock([1])
+        ghost = StockQuantity(external_ids=unknown_listing, sku="CONFORMANCE-GHOST", quantity=3, change_from=None)
+
+        refused, applied = adapter.push_stock([ghost, replace(known, quantity=6, change_from=1)])
+
+        assert (refused.sku, refused.ok) == ("CONFORMANCE-GHOST", False)
+        assert refused.error, "a refusal says why"
+        assert applied.ok, applied
+        assert channel_quantity(known.external_ids) == 6
+
+    def test_a_stale_change_from_is_reported(
+        self,
+        adapter: ChannelAdapter,
+        seed_stock: Callable[..., list[StockQuantity]],
+        channel_quantity: Callable[[Mapping[str, str]], int],
+        drift_stock: Callable[[Mapping[str, str], int], None],
+    ) -> None:
+        _implements(adapter, "push_stock")
+        if not self.compare_and_swap:
+            pytest.skip(f"{adapter.kind} has no compare-and-swap")
+        (listing,) = seed_stock([5])
+        drift_stock(listing.external_ids, 8)  # sold or edited on the channel since we last pushed
+
+        (result,) = adapter.push_stock([replace(listing, quantity=3, change_from=5)])
+
+        assert result.stale, "the channel held 8, not the 5 we compared with"
+        if result.ok:
+            assert result.previous == 8
+            assert channel_quantity(listing.external_ids) == 3
+        else:
+            assert result.error
+            assert channel_quantity(listing.external_ids) == 8
+
+    def test_fetch_stock_pages_through_every_listing_exactly_once(
+        self, adapter: ChannelAdapter, seed_stock: Callable[..., list[StockQuantity]]
+    ) -> None:
+        _implements(adapter, "fetch_stock")
+        seeded = seed_stock([index % 17 for index in range(self.stock_paging_count)])
+
+        pages = _all_stock_pages(adapter)
+
+        found = [item for page in pages for item in page.items]
+        assert len(pages) >= 3, f"{self.stock_paging_count} listings came in {len(pages)} page(s): raise the count"
+        assert all(page.calls >= 1 for page in pages)
+        assert all(isinstance(item, ChannelStock) and type(item.quantity) is int for item in found)
+        assert all(isinstance(item.sku, str) for item in found)
+        for listing in seeded:
+            matches = [item for item in found if _is_listing(listing.external_ids, item.external_ids)]
+            assert len(matches) == 1, f"{listing.sku}: listed {len(matches)} times"
+            assert (matches[0].sku, matches[0].quantity) == (listing.sku, listing.quantity)
+
+    def test_fetch_stock_lists_listings_without_a_sku(
+        self, adapter: ChannelAdapter, seed_stock: Callable[..., list[StockQuantity]]
+    ) -> None:
+        _implements(adapter, "fetch_stock")
+        (bare,) = seed_stock([3], skus=[""])
+
+        found = [item for page in _all_stock_pages(adapter) for item in page.items]
+
+        (item,) = [item for item in found if _is_listing(bare.external_ids, item.external_ids)]
+        assert (item.sku, item.quantity) == ("", 3)
+
+    def test_what_was_pushed_is_what_fetch_stock_reads(
+        self, adapter: ChannelAdapter, seed_stock: Callable[..., list[StockQuantity]]
+    ) -> None:
+        _implements(adapter, "push_stock", "fetch_stock")
+        seeded = seed_stock([1, 1])
+        targets = dict(zip((listing.sku for listing in seeded), (0, 40), strict=True))
+
+        results = adapter.push_stock([replace(s, quantity=targets[s.sku], change_from=1) for s in seeded])
+        found = [item for page in _all_stock_pages(adapter) for item in page.items]
+
+        assert all(result.ok for result in results)
+        for listing in seeded:
+            (item,) = [item for item in found if _is_listing(listing.external_ids, item.external_ids)]
+            assert item.quantity == targets[listing.sku]
+
+    def test_every_stock_topic_has_a_fixture_that_parses(self, adapter: ChannelAdapter) -> None:
+        if not adapter.stock_topics:
+            pytest.skip(f"{adapter.kind} sends no stock webhooks")
+        directory = self.fixture_dir or FIXTURES_ROOT / adapter.kind
+        for topic in sorted(adapter.stock_topics):
+            path = directory / f"{topic.replace('/', '_')}.json"
+            assert path.exists(), f"no fixture for stock topic {topic}: {path}"
+            stock = adapter.parse_stock_update(json.loads(path.read_text(encoding="utf-8")))
+            assert isinstance(stock, ChannelStock)
+            assert type(stock.quantity) is int
+            assert stock.external_ids
+            assert all(isinstance(v, str) and v for v in stock.external_ids.values())
+            assert stock.updated_at is None or stock.updated_at.utcoffset() is not None
+
+    @pytest.mark.parametrize("payload", [{}, {"unexpected": "shape"}])
+    def test_parse_stock_update_refuses_what_is_not_a_level(self, adapter: ChannelAdapter, payload: Any) -> None:
+        if not adapter.stock_topics:
+            pytest.skip(f"{adapter.kind} sends no stock webhooks")
+        with pytest.raises(InvalidPayload):
+            adapter.parse_stock_update(payload)
+
+
+# The fixtures' types, for the channel's own test module.
+SeedStock = Callable[..., list[StockQuantity]]
+ChannelQuantity = Callable[[Mapping[str, str]], int]
+DriftStock = Callable[[Mapping[str, str], int], None]
+__all__ = ["ChannelAdapterConformance", "ChannelQuantity", "DriftStock", "SeedStock", "assert_well_formed"]

@@ -5,9 +5,14 @@ from __future__ import annotations
 import json
 import math
 import socket
-from collections.abc import Callable, Iterator, Mapping
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -18,15 +23,36 @@ from channels_adapters.base import (
     ChannelAddress,
     ChannelConfig,
     ChannelError,
+    ChannelProduct,
+    ChannelStock,
     InvalidPayload,
     InvalidSignature,
+    LocalBucket,
     PaymentStatus,
+    RateLimiter,
+    StockQuantity,
     Throttled,
 )
 from channels_adapters.shopify import API_VERSION, ShopifyAdapter
-from channels_adapters.shopify.adapter import LINE_ITEMS_PAGE_SIZE, ORDERS_PAGE_SIZE
+from channels_adapters.shopify.adapter import (
+    AVAILABLE_COST_PER_ITEM,
+    LINE_ITEMS_PAGE_SIZE,
+    ORDERS_PAGE_SIZE,
+    PRODUCTS_PAGE_SIZE,
+    SET_AVAILABLE_COST,
+    STALE_RETRIES,
+    STOCK_PAGE_SIZE,
+    products_cost,
+    stock_levels_cost,
+)
 from channels_adapters.shopify.client import PACE_MARGIN, THROTTLE_JITTER, ShopifyGraphQLClient
-from tests.channels_adapters.conformance import ChannelAdapterConformance, assert_well_formed
+from tests.channels_adapters.conformance import (
+    ChannelAdapterConformance,
+    ChannelQuantity,
+    DriftStock,
+    SeedStock,
+    assert_well_formed,
+)
 from tests.emulators import VirtualClock
 from tests.emulators.shopify import ShopifyEmulator, order_payload, webhook_delivery
 
@@ -57,16 +83,21 @@ def make_adapter(
     sleep: Callable[[float], None] | None = None,
     clock: Callable[[], float] | None = None,
     base_url: str | None = None,
+    location: str | None = "",
+    limiter: RateLimiter | None = None,
 ) -> ShopifyAdapter:
+    options = {"shop_domain": emulator.shop_domain}
+    if location is not None:
+        options["location_id"] = location or emulator.location_id
     config = ChannelConfig(
         slug="main-shop",
         api_base_url=base_url or emulator.base_url,
         credentials={"access_token": emulator.access_token if token is None else token},
         webhook_secrets=secrets,
-        options={"shop_domain": emulator.shop_domain},
+        options=options,
         timeout=timeout,
     )
-    kwargs: dict[str, Any] = {}
+    kwargs: dict[str, Any] = {"limiter": limiter}
     if sleep is not None:
         kwargs["sleep"] = sleep
     if clock is not None:
@@ -142,6 +173,39 @@ def signed_delivery(emulator: ShopifyEmulator) -> Callable[..., tuple[dict[str, 
 
 
 @pytest.fixture
+def seed_stock(emulator: ShopifyEmulator) -> SeedStock:
+    def seed(quantities: Sequence[int], *, skus: Sequence[str] | None = None) -> list[StockQuantity]:
+        seeded = []
+        for index, quantity in enumerate(quantities):
+            sku = skus[index] if skus is not None else f"CONF-{uuid.uuid4().hex[:10].upper()}"
+            listing = emulator.add_product(sku=sku, available=quantity)
+            seeded.append(StockQuantity(external_ids=stock_ids(listing), sku=sku, quantity=quantity))
+        return seeded
+
+    return seed
+
+
+@pytest.fixture
+def channel_quantity(emulator: ShopifyEmulator) -> ChannelQuantity:
+    return lambda external_ids: emulator.available(external_ids["inventory_item_id"])
+
+
+@pytest.fixture
+def drift_stock(emulator: ShopifyEmulator) -> DriftStock:
+    return lambda external_ids, quantity: emulator.set_available(external_ids["inventory_item_id"], quantity)
+
+
+@pytest.fixture
+def unknown_listing(emulator: ShopifyEmulator) -> dict[str, str]:
+    return {"inventory_item_id": "gid://shopify/InventoryItem/1", "location_id": emulator.location_id}
+
+
+def stock_ids(listing: Mapping[str, Any]) -> dict[str, str]:
+    """The external ids the OMS keeps for a Shopify listing."""
+    return {"inventory_item_id": listing["inventory_item_id"], "location_id": listing["location_id"]}
+
+
+@pytest.fixture
 def seed_orders(emulator: ShopifyEmulator) -> Callable[..., list[str]]:
     def seed(count: int, *, start: datetime, step: timedelta) -> list[str]:
         ids = []
@@ -158,6 +222,8 @@ class TestShopifyConformance(ChannelAdapterConformance):
     signature_header = "X-Shopify-Hmac-Sha256"
     fixture_dir = FIXTURES
     paging_order_count = 3 * ORDERS_PAGE_SIZE + 3
+    stock_paging_count = 2 * STOCK_PAGE_SIZE + 5
+    compare_and_swap = True
 
 
 # ---------------------------------------------------------------------------------- contract declarations
@@ -172,8 +238,9 @@ def test_declares_topics_options_and_secrets() -> None:
         "orders/cancelled",
     }
     assert ShopifyAdapter.deferred_topics == {"refunds/create"}
+    assert ShopifyAdapter.stock_topics == {"inventory_levels/update"}
     assert ShopifyAdapter.secret_options == {"access_token", "webhook_secret"}
-    assert {"shop_domain", "api_base_url"} <= ShopifyAdapter.options
+    assert {"shop_domain", "api_base_url", "location_id"} <= ShopifyAdapter.options
 
 
 def test_api_base_url_comes_from_the_shop_domain_unless_given() -> None:
@@ -670,7 +737,7 @@ def test_throttled_call_waits_the_computed_time_then_succeeds(
 def test_a_real_bucket_is_waited_for_on_a_shared_clock(clock: VirtualClock) -> None:
     with ShopifyEmulator(clock=clock.monotonic) as emulator:
         emulator.add_order()
-        emulator.set_available(250)
+        emulator.set_bucket_available(250)
         adapter = make_adapter(emulator, sleep=clock.sleep, clock=clock.monotonic)
 
         page = adapter.fetch_orders(since=None, cursor=None)
@@ -686,7 +753,7 @@ def test_the_client_paces_itself_before_the_bucket_runs_dry(clock: VirtualClock)
     with ShopifyEmulator(clock=clock.monotonic) as emulator:
         for _ in range(ORDERS_PAGE_SIZE * 2):
             emulator.add_order()
-        emulator.set_available(1100)
+        emulator.set_bucket_available(1100)
         adapter = make_adapter(emulator, sleep=clock.sleep, clock=clock.monotonic)
 
         first = adapter.fetch_orders(since=None, cursor=None)
@@ -851,3 +918,514 @@ def test_fetched_orders_are_well_formed(emulator: ShopifyEmulator, adapter: Shop
     assert_well_formed(order, source="fetched")
     assert order.shipping_address is None
     assert order.lines[0].sku == ""
+
+
+# ------------------------------------------------------------------------------------------------ stock
+
+
+def mutations(emulator: ShopifyEmulator) -> list[Any]:
+    return [r for r in emulator.graphql_requests if "inventorySetQuantities" in r.json["query"]]
+
+
+def levels_for(listings: Sequence[Mapping[str, Any]], targets: Sequence[int]) -> list[StockQuantity]:
+    return [
+        StockQuantity(external_ids=stock_ids(listing), sku=str(listing["sku"]), quantity=target)
+        for listing, target in zip(listings, targets, strict=True)
+    ]
+
+
+def test_push_stock_sends_an_absolute_set_with_compare_and_swap_and_a_key(
+    emulator: ShopifyEmulator, adapter: ShopifyAdapter
+) -> None:
+    tee = emulator.add_product(sku="TEE-ORG-BLK-M", available=5)
+    mug = emulator.add_product(sku="MUG-STONE-350", available=2)
+    push = [
+        StockQuantity(external_ids=stock_ids(tee), sku="TEE-ORG-BLK-M", quantity=3, change_from=5),
+        # the location falls back to the channel's location_id option
+        StockQuantity(external_ids={"inventory_item_id": mug["inventory_item_id"]}, sku="MUG-STONE-350", quantity=9),
+    ]
+
+    results = adapter.push_stock(push, reference="outbox-batch-41")
+
+    assert [(r.sku, r.ok, r.stale, r.previous) for r in results] == [
+        ("TEE-ORG-BLK-M", True, False, 5),
+        ("MUG-STONE-350", True, False, 2),
+    ]
+    assert (emulator.available(tee), emulator.available(mug)) == (3, 9)
+    (request,) = emulator.requests
+    assert "@idempotent(key: $idempotencyKey)" in request.json["query"]
+    variables = request.json["variables"]
+    assert uuid.UUID(variables["idempotencyKey"]).version == 5
+    assert variables["input"] == {
+        "name": "available",
+        "reason": "correction",
+        "referenceDocumentUri": "gid://oms/StockPush/outbox-batch-41",
+        "quantities": [
+            {
+                "inventoryItemId": tee["inventory_item_id"],
+                "locationId": emulator.location_id,
+                "quantity": 3,
+                "changeFromQuantity": 5,
+            },
+            {
+                "inventoryItemId": mug["inventory_item_id"],
+                "locationId": emulator.location_id,
+                "quantity": 9,
+                "changeFromQuantity": None,  # sent as null: Shopify requires the key from 2026-04
+            },
+        ],
+    }
+    assert request.response["extensions"]["cost"]["requestedQueryCost"] == SET_AVAILABLE_COST
+
+
+def test_numeric_ids_are_taken_as_shopifys(emulator: ShopifyEmulator, adapter: ShopifyAdapter) -> None:
+    listing = emulator.add_product(sku="A", available=1)
+    numbers = {key: listing[key].rsplit("/", 1)[1] for key in ("inventory_item_id", "location_id")}
+
+    (result,) = adapter.push_stock([StockQuantity(external_ids=numbers, sku="A", quantity=4, change_from=1)])
+
+    assert result.ok
+    assert emulator.available(listing) == 4
+
+
+def test_600_quantities_go_in_three_calls_of_at_most_250(
+    emulator: ShopifyEmulator, adapter: ShopifyAdapter, clock: VirtualClock
+) -> None:
+    listings = [emulator.add_product(sku=f"BULK-{i:04d}", available=0) for i in range(600)]
+    push = [
+        StockQuantity(external_ids=stock_ids(listing), sku=listing["sku"], quantity=i % 50, change_from=0)
+        for i, listing in enumerate(listings)
+    ]
+
+    results = adapter.push_stock(push, reference="bulk")
+
+    assert all(r.ok for r in results)
+    assert [r.sku for r in results] == [p.sku for p in push]
+    assert [len(r.json["variables"]["input"]["quantities"]) for r in mutations(emulator)] == [250, 250, 100]
+    assert [emulator.available(listing) for listing in listings] == [i % 50 for i in range(600)]
+    keys = {r.json["variables"]["idempotencyKey"] for r in mutations(emulator)}
+    assert len(keys) == 3, "each batch has its own key"
+
+
+def test_a_stale_item_is_re_read_and_set_from_what_shopify_holds(
+    emulator: ShopifyEmulator, adapter: ShopifyAdapter
+) -> None:
+    listings = [emulator.add_product(sku=f"S{i}", available=10) for i in range(5)]
+    emulator.set_available(listings[3], 7)  # three sold on Shopify since our last push
+    push = [
+        StockQuantity(external_ids=stock_ids(listing), sku=listing["sku"], quantity=4, change_from=10)
+        for listing in listings
+    ]
+
+    results = adapter.push_stock(push, reference="stale-1")
+
+    assert all(r.ok for r in results)
+    assert [(r.stale, r.previous) for r in results] == [(False, 10)] * 3 + [(True, 7)] + [(False, 10)]
+    assert [emulator.available(listing) for listing in listings] == [4] * 5
+    first, reread, second = emulator.requests
+    assert first.response["data"]["inventorySetQuantities"]["userErrors"][0]["code"] == "CHANGE_FROM_QUANTITY_STALE"
+    assert reread.json["variables"] == {"ids": [listings[3]["inventory_item_id"]], "locationId": emulator.location_id}
+    assert reread.response["extensions"]["cost"]["requestedQueryCost"] == AVAILABLE_COST_PER_ITEM
+    rebuilt = second.json["variables"]["input"]["quantities"]
+    assert [q["changeFromQuantity"] for q in rebuilt] == [10, 10, 10, 7, 10]
+    assert second.json["variables"]["idempotencyKey"] != first.json["variables"]["idempotencyKey"]
+
+
+def test_an_item_that_keeps_changing_is_given_up_with_stale(emulator: ShopifyEmulator, adapter: ShopifyAdapter) -> None:
+    busy, calm = emulator.add_product(sku="BUSY", available=10), emulator.add_product(sku="CALM", available=1)
+    sales = iter(range(9, 0, -1))
+    original = emulator._inventory_set_quantities
+
+    def selling_meanwhile(arguments: dict[str, Any]) -> dict[str, Any]:
+        emulator.set_available(busy, next(sales))  # another sale lands before every set
+        return original(arguments)
+
+    emulator.register_root_field(
+        "inventorySetQuantities", selling_meanwhile, operation="mutation", arguments=("input",), required=("input",)
+    )
+    push = levels_for([busy, calm], [0, 5])
+    push = [replace(push[0], change_from=10), replace(push[1], change_from=1)]
+
+    stuck, other = adapter.push_stock(push)
+
+    assert (stuck.ok, stuck.stale) == (False, True)
+    assert "kept changing" in stuck.error
+    assert stuck.previous is not None
+    assert other.ok, "the calm item is not held back by the busy one"
+    assert emulator.available(calm) == 5
+    assert len(mutations(emulator)) == STALE_RETRIES + 2  # 1 + 3 retries, then once more without the busy item
+
+
+def test_a_refused_item_is_reported_and_the_rest_of_its_batch_still_set(
+    emulator: ShopifyEmulator, adapter: ShopifyAdapter
+) -> None:
+    good = emulator.add_product(sku="GOOD", available=1)
+    unstocked = emulator.add_product(sku="NOT-HERE", available=None)
+    push = [
+        StockQuantity(external_ids={"inventory_item_id": "gid://shopify/InventoryItem/1"}, sku="GHOST", quantity=1),
+        StockQuantity(external_ids={"inventory_item_id": unstocked["inventory_item_id"]}, sku="NOT-HERE", quantity=1),
+        StockQuantity(external_ids=stock_ids(good), sku="GOOD", quantity=8, change_from=1),
+    ]
+
+    ghost, not_here, ok = adapter.push_stock(push)
+
+    assert (ghost.ok, not_here.ok, ok.ok) == (False, False, True)
+    assert "INVALID_INVENTORY_ITEM" in ghost.error
+    assert "ITEM_NOT_STOCKED_AT_LOCATION" in not_here.error
+    assert emulator.available(good) == 8
+    first, second = mutations(emulator)
+    assert len(first.json["variables"]["input"]["quantities"]) == 3
+    assert len(second.json["variables"]["input"]["quantities"]) == 1
+
+
+def test_levels_without_ids_fail_without_a_call(emulator: ShopifyEmulator) -> None:
+    adapter = make_adapter(emulator, location=None)
+    listing = emulator.add_product(sku="A", available=1)
+
+    no_item, no_location = adapter.push_stock(
+        [
+            StockQuantity(external_ids={"variant_id": "1"}, sku="X", quantity=1),
+            StockQuantity(external_ids={"inventory_item_id": listing["inventory_item_id"]}, sku="A", quantity=1),
+        ]
+    )
+
+    assert (no_item.ok, no_location.ok) == (False, False)
+    assert "inventory_item_id" in no_item.error
+    assert "location" in no_location.error
+    assert emulator.requests == []
+
+
+def test_the_latest_of_two_quantities_for_one_item_wins(emulator: ShopifyEmulator, adapter: ShopifyAdapter) -> None:
+    listing = emulator.add_product(sku="A", available=1)
+    ids = stock_ids(listing)
+
+    older, newer = adapter.push_stock(
+        [StockQuantity(ids, "A", quantity=3, change_from=1), StockQuantity(ids, "A", quantity=2, change_from=1)]
+    )
+
+    assert (older.ok, newer.ok) == (True, True)
+    assert emulator.available(listing) == 2
+    (request,) = mutations(emulator)
+    assert [q["quantity"] for q in request.json["variables"]["input"]["quantities"]] == [2]
+
+
+def test_a_retry_after_a_lost_answer_reuses_the_key_and_is_applied_once(
+    emulator: ShopifyEmulator, adapter: ShopifyAdapter
+) -> None:
+    listing = emulator.add_product(sku="A", available=3)
+    emulator.fail_next(1, status=504, after=True)  # Shopify applied it, the answer never came back
+
+    (result,) = adapter.push_stock([StockQuantity(stock_ids(listing), "A", quantity=5, change_from=3)], reference="r1")
+
+    assert (result.ok, result.stale, result.previous) == (True, False, 3)
+    assert emulator.available(listing) == 5
+    first, retry = mutations(emulator)
+    assert first.status == 504
+    assert retry.json == first.json, "the same body under the same key"
+    assert retry.response["data"]["inventorySetQuantities"]["userErrors"] == []
+
+
+def test_keys_follow_the_reference_and_the_content(emulator: ShopifyEmulator, clock: VirtualClock) -> None:
+    listing = emulator.add_product(sku="A", available=3)
+    ids = stock_ids(listing)
+
+    def key_of(adapter: ShopifyAdapter, quantity: int, reference: str) -> str:
+        emulator.clear_requests()
+        adapter.push_stock([StockQuantity(ids, "A", quantity=quantity, change_from=None)], reference=reference)
+        return str(mutations(emulator)[0].json["variables"]["idempotencyKey"])
+
+    one = make_adapter(emulator, sleep=clock.sleep, clock=clock.monotonic)
+    other_worker = make_adapter(emulator, sleep=clock.sleep, clock=clock.monotonic)
+
+    assert key_of(one, 5, "job-7") == key_of(other_worker, 5, "job-7"), "a job retried on another worker"
+    assert key_of(one, 6, "job-7") != key_of(one, 5, "job-7"), "a newer quantity is a new request"
+    assert key_of(one, 5, "job-8") != key_of(one, 5, "job-7")
+    assert key_of(one, 5, "") != key_of(one, 5, ""), "no reference: no repeat across calls"
+
+
+def test_a_throttled_set_is_paced_by_the_limiter_then_succeeds(
+    emulator: ShopifyEmulator, adapter: ShopifyAdapter, clock: VirtualClock
+) -> None:
+    listing = emulator.add_product(sku="A", available=3)
+    emulator.force_throttled(1, currently_available=4)
+
+    (result,) = adapter.push_stock([StockQuantity(stock_ids(listing), "A", quantity=1, change_from=3)])
+
+    assert result.ok
+    (waited,) = clock.sleeps
+    assert (SET_AVAILABLE_COST - 4) / 100 <= waited <= (SET_AVAILABLE_COST - 4) / 100 + THROTTLE_JITTER + PACE_MARGIN
+    assert [r.response.get("errors", [{}])[0].get("message") for r in emulator.requests] == ["Throttled", None]
+
+
+def test_a_429_makes_every_adapter_sharing_the_limiter_wait(emulator: ShopifyEmulator, clock: VirtualClock) -> None:
+    shared = LocalBucket(clock=clock.monotonic)
+    first = make_adapter(emulator, sleep=clock.sleep, clock=clock.monotonic, limiter=shared)
+    second = make_adapter(emulator, sleep=clock.sleep, clock=clock.monotonic, limiter=shared)
+    listing = emulator.add_product(sku="A", available=3)
+    emulator.fail_next(1, status=429, retry_after=4)
+
+    first.fetch_orders(since=None, cursor=None)  # 429, waits 4 s, retries
+    clock.advance(-1.0)  # as if the second worker asked 1 s into that wait (the clock is shared)
+    second.push_stock([StockQuantity(stock_ids(listing), "A", quantity=1, change_from=3)])
+
+    assert clock.sleeps[0] == 4.0
+    assert clock.sleeps[1] == pytest.approx(1.0), "the second adapter never saw the 429 yet held off"
+
+
+def test_adapters_sharing_one_bucket_stay_within_shopifys() -> None:
+    # Real time, real threads: two workers push as fast as they can through a small bucket (about 2 s).
+    with ShopifyEmulator(maximum_available=50, restore_rate=250) as small:
+        shared = LocalBucket()
+        waits: list[float] = []
+
+        def sleep(seconds: float) -> None:
+            waits.append(seconds)
+            time.sleep(seconds)
+
+        listings = [small.add_product(sku=f"T{i}", available=0) for i in range(2)]
+        workers = [make_adapter(small, sleep=sleep, limiter=shared) for _ in listings]
+        failures: list[BaseException] = []
+
+        def work(adapter: ShopifyAdapter, listing: Mapping[str, Any]) -> None:
+            try:
+                for quantity in range(1, 16):
+                    (result,) = adapter.push_stock([StockQuantity(stock_ids(listing), "T", quantity=quantity)])
+                    assert result.ok
+            except BaseException as exc:
+                failures.append(exc)
+
+        threads = [threading.Thread(target=work, args=pair) for pair in zip(workers, listings, strict=True)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+
+        assert failures == []
+        assert [small.available(listing) for listing in listings] == [15, 15]
+        throttled = [r for r in small.graphql_requests if "errors" in r.response]
+        assert throttled == [], "sharing the bucket, no call was ever refused"
+        assert len(small.graphql_requests) == 30
+        assert sum(waits) >= 1.0, "30 calls of 16 points through a 50-point bucket: the limiter made them wait"
+
+
+def test_fetch_stock_pages_through_300_levels(
+    emulator: ShopifyEmulator, adapter: ShopifyAdapter, clock: VirtualClock
+) -> None:
+    listings = [emulator.add_product(sku=f"SKU-{i:03d}", available=i) for i in range(299)]
+    bare = emulator.add_product(sku="", available=4)  # Shopify allows it; the OMS reports it
+    emulator.add_product(sku="ELSEWHERE", available=1, location=emulator.add_location("Overflow"))
+
+    pages = []
+    cursor = None
+    while True:
+        page = adapter.fetch_stock(cursor=cursor)
+        pages.append(page)
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+
+    items = [item for page in pages for item in page.items]
+    assert [len(page.items) for page in pages] == [STOCK_PAGE_SIZE, 300 - STOCK_PAGE_SIZE]
+    assert [item.sku for item in items] == [f"SKU-{i:03d}" for i in range(299)] + [""]
+    assert [item.quantity for item in items] == [*range(299), 4]
+    assert items[0] == ChannelStock(
+        external_ids={
+            "inventory_item_id": listings[0]["inventory_item_id"],
+            "location_id": emulator.location_id,
+            "variant_id": listings[0]["variant_id"],
+            "product_id": listings[0]["product_id"],
+        },
+        sku="SKU-000",
+        quantity=0,
+        updated_at=items[0].updated_at,
+    )
+    assert items[0].updated_at is not None
+    assert items[-1].external_ids["inventory_item_id"] == bare["inventory_item_id"]
+    for request in emulator.requests:
+        requested = request.response["extensions"]["cost"]["requestedQueryCost"]
+        assert requested == stock_levels_cost(request.json["variables"]["first"]) <= emulator.max_query_cost
+    assert [page.calls for page in pages] == [1, 1]
+    assert not any("errors" in r.response for r in emulator.requests)
+
+
+def test_fetch_stock_needs_the_location_option(emulator: ShopifyEmulator) -> None:
+    with pytest.raises(ChannelError, match="location_id") as missing:
+        make_adapter(emulator, location=None).fetch_stock(cursor=None)
+    with pytest.raises(ChannelError, match="no location") as unknown:
+        make_adapter(emulator, location="gid://shopify/Location/1").fetch_stock(cursor=None)
+    with pytest.raises(ChannelError, match="not a Shopify location"):
+        make_adapter(emulator, location="Main warehouse").fetch_stock(cursor=None)
+
+    assert missing.value.retryable is False
+    assert unknown.value.retryable is False
+
+
+def test_fetch_products_lists_variants_with_prices_weights_and_stock(
+    emulator: ShopifyEmulator, adapter: ShopifyAdapter
+) -> None:
+    tee = emulator.add_product(
+        sku="TEE-ORG-BLK-M",
+        available=7,
+        title="Organic Cotton Tee",
+        variant_title="Black / M",
+        barcode="0889842150017",
+        price="24.00",
+        weight=(0.4, "POUNDS"),
+    )
+    larger = emulator.add_variant(tee["product_id"], sku="TEE-ORG-BLK-L", available=None, title="Black / L")
+    mug = emulator.add_product(sku="MUG", available=2, title="Stoneware Mug", price="16.5", weight_grams=420)
+
+    page = adapter.fetch_products(cursor=None)
+
+    assert page.next_cursor is None
+    assert page.items == (
+        ChannelProduct(
+            external_ids={
+                "variant_id": tee["variant_id"],
+                "product_id": tee["product_id"],
+                "inventory_item_id": tee["inventory_item_id"],
+                "location_id": emulator.location_id,
+            },
+            sku="TEE-ORG-BLK-M",
+            title="Organic Cotton Tee",
+            variant_title="Black / M",
+            barcode="0889842150017",
+            price=Decimal("24.00"),
+            weight_grams=181,  # 0.4 lb
+            quantity=7,
+        ),
+        ChannelProduct(
+            external_ids={
+                "variant_id": larger["variant_id"],
+                "product_id": tee["product_id"],
+                "inventory_item_id": larger["inventory_item_id"],
+                "location_id": emulator.location_id,
+            },
+            sku="TEE-ORG-BLK-L",
+            title="Organic Cotton Tee",
+            variant_title="Black / L",
+            price=Decimal("19.99"),
+            quantity=None,  # not stocked at the managed location
+        ),
+        ChannelProduct(
+            external_ids={
+                "variant_id": mug["variant_id"],
+                "product_id": mug["product_id"],
+                "inventory_item_id": mug["inventory_item_id"],
+                "location_id": emulator.location_id,
+            },
+            sku="MUG",
+            title="Stoneware Mug",
+            variant_title="",  # Shopify's "Default Title"
+            price=Decimal("16.50"),
+            weight_grams=420,
+            quantity=2,
+        ),
+    )
+    (request,) = emulator.requests
+    requested = request.response["extensions"]["cost"]["requestedQueryCost"]
+    assert requested == products_cost(PRODUCTS_PAGE_SIZE, with_level=True) <= emulator.max_query_cost
+
+
+def test_fetch_products_pages_and_works_without_a_location(emulator: ShopifyEmulator, clock: VirtualClock) -> None:
+    skus = [emulator.add_product(sku=f"P{i:03d}", available=i)["sku"] for i in range(PRODUCTS_PAGE_SIZE + 10)]
+    adapter = make_adapter(emulator, location=None, sleep=clock.sleep, clock=clock.monotonic)
+
+    first = adapter.fetch_products(cursor=None)
+    assert first.next_cursor is not None
+    second = adapter.fetch_products(cursor=first.next_cursor)
+
+    assert second.next_cursor is None
+    assert [p.sku for p in first.items + second.items] == skus
+    assert all(p.quantity is None and "location_id" not in p.external_ids for p in first.items)
+    assert "inventoryLevel" not in emulator.requests[0].json["query"]
+    assert emulator.requests[0].response["extensions"]["cost"]["requestedQueryCost"] == products_cost(
+        PRODUCTS_PAGE_SIZE, with_level=False
+    )
+
+
+# ---------------------------------------------------------------------------------- stock webhooks
+
+
+def test_an_inventory_levels_update_delivery_parses_to_channel_stock(
+    emulator: ShopifyEmulator, adapter: ShopifyAdapter
+) -> None:
+    listing = emulator.add_product(sku="A", available=9)
+    emulator.set_available(listing, 6)
+    headers, body = emulator.level_webhook(listing, CURRENT_SECRET, event_id="0d6b4a52-evt")
+
+    envelope = adapter.verify_webhook(headers, body)
+    stock = adapter.parse_stock_update(envelope.payload)
+
+    assert envelope.topic in adapter.stock_topics
+    assert envelope.event_id == "inventory_levels/update:0d6b4a52-evt"
+    assert stock.external_ids == stock_ids(listing)
+    assert (stock.sku, stock.quantity) == ("", 6)
+    assert stock.updated_at is not None
+    assert stock.updated_at.utcoffset() is not None
+
+
+def test_the_fixture_parses(adapter: ShopifyAdapter) -> None:
+    stock = adapter.parse_stock_update(fixture("inventory_levels_update.json"))
+
+    assert stock == ChannelStock(
+        external_ids={
+            "inventory_item_id": "gid://shopify/InventoryItem/47393211465814",
+            "location_id": "gid://shopify/Location/71028195414",
+        },
+        sku="",
+        quantity=7,
+        updated_at=datetime(2026, 11, 20, 14, 31, 4, tzinfo=UTC),
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda p: p.update(available=None), "not tracked"),
+        (lambda p: p.update(available="7"), "'available'"),
+        (lambda p: p.pop("inventory_item_id"), "'inventory_item_id'"),
+        (lambda p: p.update(location_id="gid://shopify/Order/1"), "'location_id'"),
+        (lambda p: p.update(updated_at="yesterday"), "updated_at"),
+    ],
+)
+def test_a_bad_level_payload_is_an_invalid_payload(
+    adapter: ShopifyAdapter, change: Callable[[dict[str, Any]], Any], message: str
+) -> None:
+    payload = fixture("inventory_levels_update.json")
+    change(payload)
+
+    with pytest.raises(InvalidPayload, match=message):
+        adapter.parse_stock_update(payload)
+
+
+def test_our_own_set_comes_back_as_a_webhook_the_oms_can_recognise(clock: VirtualClock) -> None:
+    received: list[tuple[dict[str, str], bytes]] = []
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            received.append((dict(self.headers.items()), self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/webhooks/main-shop/"
+        with ShopifyEmulator(clock=clock.monotonic, webhook_url=url, webhook_secret=CURRENT_SECRET) as emulator:
+            adapter = make_adapter(emulator, sleep=clock.sleep, clock=clock.monotonic)
+            listing = emulator.add_product(sku="ONE-OF-A-KIND", available=1)
+
+            adapter.push_stock([StockQuantity(stock_ids(listing), "ONE-OF-A-KIND", quantity=0, change_from=1)])
+            emulator.wait_for_webhooks()
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    ((headers, body),) = received
+    echo = adapter.parse_stock_update(adapter.verify_webhook(headers, body).payload)
+    assert (echo.external_ids, echo.quantity) == (stock_ids(listing), 0)

@@ -5,18 +5,30 @@ Speaks Shopify's wire format as documented: `POST /admin/api/{version}/graphql.j
 bodies, and records every request so that tests assert on what an adapter really sent. It stores orders in
 their REST (webhook) shape and renders them as GraphQL `Order` nodes, so one order can be seen both ways.
 
-GraphQL is read by a small parser (operations, variables, fragments, aliases, @include/@skip); only the
+GraphQL is read by a small parser (operations, variables, fragments, aliases, directives); only the
 fields that a query selects are returned, and a field the emulator does not know is an error, exactly as a
-typo would be on Shopify. Root fields: `orders`, `order`, `shop`; more can be added with
-`register_root_field`.
+typo would be on Shopify. Root fields: `orders`, `order`, `shop`, the inventory ones below, `nodes`; more can
+be added with `register_root_field`.
+
+Inventory follows Shopify's model: a product has variants, each variant one inventory item (SKU, tracked,
+measurement), stocked at locations through inventory levels with named quantities (`available`, `on_hand`,
+...). Queries: `location(s)`, `inventoryItem(s)`, `productVariant(s)`, `product(s)`, `nodes(ids:)`; mutation
+`inventorySetQuantities` with compare-and-swap (`changeFromQuantity`, required on every quantity from 2026-04:
+a mismatch fails the whole call with CHANGE_FROM_QUANTITY_STALE and applies nothing) and the `@idempotent(key:)`
+directive (required from 2026-04; the same key and input answer the first result again without applying it,
+the same key with another input is IDEMPOTENCY_KEY_PARAMETER_MISMATCH). Helpers: `add_product`, `add_variant`,
+`add_location`, `set_available` (a change made on Shopify's side), `available`, `level_webhook`; with
+`webhook_url` set, every change of a level is POSTed there as a signed `inventory_levels/update`, our own sets
+included (the echo), as Shopify does.
 
 Query cost follows Shopify's published rules: scalars and enums cost 0, an object 1, a connection
-2 + first x (1 + the cost of one node) plus 1 for its pageInfo, a mutation's root field 10. A list of
-objects that is not a connection costs as one object. The requested cost is computed before running; the
-actual cost counts the objects really returned and is what the bucket is charged. Example: the OMS adapter's
-orders page, `orders(first: 10)` with `lineItems(first: 8)`, requests 3 + 10 x (18 + 8 x 10) = 983 points.
-A query over `max_query_cost` (1,000) is refused with MAX_COST_EXCEEDED; a query the bucket (leaky, default
-2,000 points restoring 100/s: the Standard plan) cannot pay for is answered THROTTLED.
+2 + first x (1 + the cost of one node) plus 1 for its pageInfo, `nodes(ids:)` one node per id, a mutation's
+root field 10 (charged too). A list of objects that is not a connection costs as one object. The requested
+cost is computed before running; the actual cost counts the objects really returned and is what the bucket is
+charged. Example: the OMS adapter's orders page, `orders(first: 10)` with `lineItems(first: 8)`, requests
+3 + 10 x (18 + 8 x 10) = 983 points. A query over `max_query_cost` (1,000) is refused with MAX_COST_EXCEEDED;
+a query the bucket (leaky, per app and store, default 2,000 points restoring 100/s: the Standard plan) cannot
+pay for is answered THROTTLED.
 
 Helpers for webhooks: `order_payload()` builds a realistic orders/create body, `sign()` computes
 X-Shopify-Hmac-Sha256 and `webhook_delivery()` returns the exact headers and bytes Shopify sends.
@@ -40,10 +52,12 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
+from functools import partial
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import requests
 from requests.structures import CaseInsensitiveDict
 
 DEFAULT_API_VERSION = "2026-07"
@@ -51,6 +65,35 @@ DEFAULT_SHOP_DOMAIN = "oms-emulator.myshopify.com"
 SHOP_TZ = timezone(timedelta(hours=-5))  # the shop's zone for REST timestamps (EST, like Shopify's samples)
 RATE_LIMITS_DOC = "https://shopify.dev/api/usage/rate-limits"
 MAX_PAGE_SIZE = 250
+MAX_INPUT_SIZE = 250  # any input array (shopify.dev/docs/api/usage/limits)
+MAX_QUANTITY = 1_000_000_000
+QUANTITY_NAMES = frozenset(
+    {"available", "on_hand", "committed", "reserved", "incoming", "damaged", "quality_control", "safety_stock"}
+)
+SETTABLE_QUANTITY_NAMES = frozenset({"available", "on_hand"})
+# The adjustment reasons Shopify documents for inventory mutations; anything else is INVALID_REASON.
+INVENTORY_REASONS = frozenset(
+    {
+        "correction",
+        "cycle_count_available",
+        "damaged",
+        "movement_canceled",
+        "movement_created",
+        "movement_received",
+        "movement_updated",
+        "other",
+        "promotion",
+        "quality_control",
+        "received",
+        "reservation_created",
+        "reservation_deleted",
+        "reservation_updated",
+        "restock",
+        "safety_stock",
+        "shrinkage",
+    }
+)
+WEIGHT_UNITS = frozenset({"GRAMS", "KILOGRAMS", "OUNCES", "POUNDS"})
 
 # --------------------------------------------------------------------------------------------------------
 # ids and timestamps
@@ -825,6 +868,10 @@ def requested_cost(
         if not item.selections:
             continue
         children = collect_fields(item.selections, fragments, variables)
+        ids = resolve_value(item.arguments["ids"], variables) if "ids" in item.arguments else None
+        if isinstance(ids, list):  # nodes(ids:): one node per id
+            total += len(ids) * (1 + requested_cost(children, fragments, variables))
+            continue
         size = _page_size(item.arguments, variables)
         if size is None:
             total += 1 + requested_cost(children, fragments, variables)
@@ -1216,6 +1263,42 @@ def order_search(query: str | None) -> tuple[Callable[[Mapping[str, Any]], bool]
 # the server
 
 
+def gid(kind: str, ident: int) -> str:
+    return f"gid://shopify/{kind}/{ident}"
+
+
+def gid_number(value: Any, kind: str) -> int | None:
+    """The number in `gid://shopify/<kind>/<n>` (a plain number is taken too); None when it is not one."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value if value > 0 else None
+    if not isinstance(value, str):
+        return None
+    match = re.fullmatch(rf"gid://shopify/{kind}/(\d+)", value.strip())
+    if match:
+        return int(match.group(1))
+    return int(value) if value.strip().isdigit() else None
+
+
+def _graphql_now() -> str:
+    return datetime.now(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _input_error(message: str, path: list[Any]) -> GraphQLError:
+    """A variable or argument of the wrong shape: Shopify refuses the whole request before running it."""
+    return GraphQLError(message, path=path, extensions={"code": "INVALID_VARIABLE"})
+
+
+@dataclass(frozen=True)
+class WebhookDelivery:
+    """One webhook POST the emulator made to `webhook_url`: what it sent and what came back."""
+
+    topic: str
+    headers: dict[str, str]
+    body: bytes
+    status: int | None  # None: the POST failed (error says why)
+    error: str = ""
+
+
 @dataclass(frozen=True)
 class RecordedRequest:
     method: str
@@ -1233,6 +1316,7 @@ class RecordedRequest:
 class _Failure:
     status: int
     retry_after: float | None
+    after: bool = False  # run the request first: its effects stay, only the answer is lost
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -1272,9 +1356,12 @@ class ShopifyEmulator:
         maximum_available: float = 2000.0,
         restore_rate: float = 100.0,
         max_query_cost: int = 1000,
-        latency: float = 0.0,
+        latency: float | tuple[float, float] = 0.0,
         currency: str = "USD",
         clock: Callable[[], float] = time.monotonic,
+        location_name: str = "Main warehouse",
+        webhook_url: str | None = None,
+        webhook_secret: str = "",
     ) -> None:
         self.shop_domain = shop_domain
         self.access_token = access_token or f"shpat_{secrets.token_hex(16)}"
@@ -1282,7 +1369,10 @@ class ShopifyEmulator:
         self.maximum_available = float(maximum_available)
         self.restore_rate = float(restore_rate)
         self.max_query_cost = max_query_cost
-        self.latency = latency
+        self.latency = latency  # seconds per request, or (low, high) for a uniformly random delay
+        # Where level changes are POSTed as inventory_levels/update (None: nowhere), signed with this secret.
+        self.webhook_url = webhook_url
+        self.webhook_secret = webhook_secret
         self.currency = currency
         self._clock = clock
         self._lock = threading.RLock()
@@ -1298,6 +1388,32 @@ class ShopifyEmulator:
         self.register_root_field("orders", self._resolve_orders, arguments=_CONNECTION_ARGS)
         self.register_root_field("order", self._resolve_order, arguments=("id",), required=("id",))
         self.register_root_field("shop", lambda _args: self._shop())
+        # inventory
+        self._locations: dict[int, dict[str, Any]] = {}
+        self._products: dict[int, dict[str, Any]] = {}
+        self._variants: dict[int, dict[str, Any]] = {}
+        self._items: dict[int, dict[str, Any]] = {}
+        self._levels: dict[tuple[int, int], dict[str, Any]] = {}  # (inventory item, location)
+        self._idempotency: dict[str, tuple[str, dict[str, Any]]] = {}  # key -> (input fingerprint, payload)
+        self._webhook_threads: list[threading.Thread] = []
+        self.webhook_deliveries: list[WebhookDelivery] = []
+        self.location_id = self.add_location(location_name)  # the shop's primary location
+        self.register_root_field("location", self._resolve_location, arguments=("id",))
+        self.register_root_field("locations", self._resolve_locations, arguments=(*_CONNECTION_ARGS, "includeInactive"))
+        self.register_root_field("inventoryItem", self._resolve_inventory_item, arguments=("id",), required=("id",))
+        self.register_root_field("inventoryItems", self._resolve_inventory_items, arguments=_CONNECTION_ARGS)
+        self.register_root_field("productVariant", self._resolve_variant, arguments=("id",), required=("id",))
+        self.register_root_field("productVariants", self._resolve_variants, arguments=_CONNECTION_ARGS)
+        self.register_root_field("product", self._resolve_product, arguments=("id",), required=("id",))
+        self.register_root_field("products", self._resolve_products, arguments=_CONNECTION_ARGS)
+        self.register_root_field("nodes", self._resolve_nodes, arguments=("ids",), required=("ids",))
+        self.register_root_field(
+            "inventorySetQuantities",
+            self._inventory_set_quantities,
+            operation="mutation",
+            arguments=("input",),
+            required=("input",),
+        )
 
     # ------------------------------------------------------------------------------------------ lifecycle
 
@@ -1390,6 +1506,234 @@ class ShopifyEmulator:
         with self._lock:
             return [copy.deepcopy(order) for order in self._orders.values()]
 
+    # -------------------------------------------------------------------------------------- inventory store
+
+    def add_location(self, name: str = "Warehouse", *, active: bool = True) -> str:
+        """A location; returns its gid. The emulator starts with one, `location_id` (the primary location)."""
+        ident = next_id()
+        with self._lock:
+            self._locations[ident] = {"id": ident, "name": name, "active": active}
+        return gid("Location", ident)
+
+    def add_product(
+        self,
+        *,
+        sku: str | None = "",
+        available: int | None = 0,
+        title: str = "Emulated Product",
+        variant_title: str | None = None,
+        barcode: str | None = None,
+        price: str | Decimal = "19.99",
+        weight_grams: float | None = None,
+        weight: tuple[float, str] | None = None,
+        tracked: bool = True,
+        location: str | None = None,
+        vendor: str = "OMS Emulator Goods",
+    ) -> dict[str, Any]:
+        """A product with one variant and its inventory item, stocked at `location` (default: the primary one)
+        with `available` units (None: not stocked there). Returns the gids: product_id, variant_id,
+        inventory_item_id, location_id (None when not stocked), and the sku."""
+        product_id = next_id()
+        now = _graphql_now()
+        with self._lock:
+            self._products[product_id] = {
+                "id": product_id,
+                "title": title,
+                "handle": re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-") or str(product_id),
+                "vendor": vendor,
+                "status": "ACTIVE",
+                "created_at": now,
+                "updated_at": now,
+                "variant_ids": [],
+            }
+        return self.add_variant(
+            gid("Product", product_id),
+            sku=sku,
+            available=available,
+            title=variant_title,
+            barcode=barcode,
+            price=price,
+            weight_grams=weight_grams,
+            weight=weight,
+            tracked=tracked,
+            location=location,
+        )
+
+    def add_variant(
+        self,
+        product: str | int,
+        *,
+        sku: str | None = "",
+        available: int | None = 0,
+        title: str | None = None,
+        barcode: str | None = None,
+        price: str | Decimal = "19.99",
+        weight_grams: float | None = None,
+        weight: tuple[float, str] | None = None,
+        tracked: bool = True,
+        location: str | None = None,
+    ) -> dict[str, Any]:
+        """One more variant of `product` (see add_product); returns the same gids."""
+        product_id = gid_number(product, "Product")
+        variant_id, item_id = next_id(), next_id()
+        location_id = self._location_number(location)
+        if weight is None and weight_grams is not None:
+            weight = (float(weight_grams), "GRAMS")
+        if weight is not None and weight[1] not in WEIGHT_UNITS:
+            raise ValueError(f"weight unit must be one of {sorted(WEIGHT_UNITS)}")
+        now = _graphql_now()
+        with self._lock:
+            if product_id not in self._products:
+                raise KeyError(f"no product {product}")
+            record = self._products[product_id]
+            record["variant_ids"].append(variant_id)
+            self._variants[variant_id] = {
+                "id": variant_id,
+                "product_id": product_id,
+                "title": title or "Default Title",
+                "barcode": barcode,
+                "price": f"{Decimal(str(price)).quantize(Decimal('0.01'))}",
+                "position": len(record["variant_ids"]),
+                "inventory_item_id": item_id,
+                "created_at": now,
+                "updated_at": now,
+            }
+            self._items[item_id] = {
+                "id": item_id,
+                "variant_id": variant_id,
+                "sku": sku,
+                "tracked": tracked,
+                "requires_shipping": True,
+                "weight": None if weight is None else {"value": float(weight[0]), "unit": weight[1]},
+                "created_at": now,
+                "updated_at": now,
+            }
+            if available is not None:
+                self._levels[(item_id, location_id)] = {
+                    "quantities": dict.fromkeys(QUANTITY_NAMES, 0) | {"available": available, "on_hand": available},
+                    "created_at": now,
+                    "updated_at": now,
+                }
+        return {
+            "product_id": gid("Product", product_id),
+            "variant_id": gid("ProductVariant", variant_id),
+            "inventory_item_id": gid("InventoryItem", item_id),
+            "location_id": gid("Location", location_id) if available is not None else None,
+            "sku": sku,
+        }
+
+    def stock_at(self, item: Any, location: str | None = None, *, available: int = 0) -> None:
+        """Stock an item at a location (inventoryActivate), with `available` units."""
+        key = (self._item_number(item), self._location_number(location))
+        now = _graphql_now()
+        with self._lock:
+            self._levels.setdefault(
+                key,
+                {
+                    "quantities": dict.fromkeys(QUANTITY_NAMES, 0) | {"available": available, "on_hand": available},
+                    "created_at": now,
+                    "updated_at": now,
+                },
+            )
+
+    def set_available(self, item: Any, quantity: int, *, location: str | None = None) -> None:
+        """A change made on Shopify's side (a sale, the merchant's edit): drift for the OMS to notice.
+        Like Shopify, it moves on_hand by the same amount and sends inventory_levels/update when configured."""
+        key = (self._item_number(item), self._location_number(location))
+        with self._lock:
+            level = self._levels[key]
+            delta = quantity - level["quantities"]["available"]
+            level["quantities"]["available"] = quantity
+            level["quantities"]["on_hand"] += delta
+            level["updated_at"] = _graphql_now()
+            self._queue_level_webhooks([key])
+
+    def available(self, item: Any, *, location: str | None = None) -> int:
+        return self.quantities(item, location=location)["available"]
+
+    def quantities(self, item: Any, *, location: str | None = None) -> dict[str, int]:
+        """Every named quantity of one level (KeyError when the item is not stocked there)."""
+        key = (self._item_number(item), self._location_number(location))
+        with self._lock:
+            return dict(self._levels[key]["quantities"])
+
+    def inventory_level_payload(self, item: Any, *, location: str | None = None) -> dict[str, Any]:
+        """The REST body Shopify sends on inventory_levels/update for one level."""
+        item_id, location_id = self._item_number(item), self._location_number(location)
+        with self._lock:
+            level = self._levels[(item_id, location_id)]
+            tracked = self._items[item_id]["tracked"]
+            return {
+                "inventory_item_id": item_id,
+                "location_id": location_id,
+                "available": level["quantities"]["available"] if tracked else None,
+                "updated_at": rest_timestamp(parse_time(level["updated_at"])),
+                "admin_graphql_api_id": f"gid://shopify/InventoryLevel/{location_id}?inventory_item_id={item_id}",
+            }
+
+    def level_webhook(
+        self, item: Any, secret: str, *, location: str | None = None, event_id: str | None = None
+    ) -> tuple[dict[str, str], bytes]:
+        """A signed inventory_levels/update delivery for one level, exactly as Shopify sends it."""
+        return webhook_delivery(
+            "inventory_levels/update",
+            self.inventory_level_payload(item, location=location),
+            secret,
+            shop_domain=self.shop_domain,
+            event_id=event_id,
+            api_version=self.api_version,
+        )
+
+    def wait_for_webhooks(self, timeout: float = 5.0) -> list[WebhookDelivery]:
+        """Wait until every queued webhook POST is done; returns all deliveries so far."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                threads = [thread for thread in self._webhook_threads if thread.is_alive()]
+                self._webhook_threads = threads
+            if not threads:
+                break
+            threads[0].join(max(deadline - time.monotonic(), 0.0))
+            if time.monotonic() >= deadline:
+                break
+        with self._lock:
+            return list(self.webhook_deliveries)
+
+    def _item_number(self, item: Any) -> int:
+        value = item.get("inventory_item_id") if isinstance(item, Mapping) else item
+        number = gid_number(value, "InventoryItem")
+        if number is None:
+            raise KeyError(f"not an inventory item: {item!r}")
+        return number
+
+    def _location_number(self, location: str | None) -> int:
+        number = gid_number(location or self.location_id, "Location")
+        if number is None:
+            raise KeyError(f"not a location: {location!r}")
+        return number
+
+    def _queue_level_webhooks(self, keys: Iterable[tuple[int, int]]) -> None:
+        """POST inventory_levels/update for each changed level to webhook_url, off the request thread."""
+        if not self.webhook_url:
+            return
+        deliveries = [
+            self.level_webhook(gid("InventoryItem", item), self.webhook_secret, location=gid("Location", loc))
+            for item, loc in keys
+        ]
+        thread = threading.Thread(target=self._post_webhooks, args=(self.webhook_url, deliveries), daemon=True)
+        self._webhook_threads.append(thread)
+        thread.start()
+
+    def _post_webhooks(self, url: str, deliveries: list[tuple[dict[str, str], bytes]]) -> None:
+        for headers, body in deliveries:
+            try:
+                response = requests.post(url, data=body, headers=headers, timeout=5)
+                record = WebhookDelivery(headers["X-Shopify-Topic"], headers, body, response.status_code)
+            except requests.RequestException as exc:
+                record = WebhookDelivery(headers["X-Shopify-Topic"], headers, body, None, str(exc))
+            with self._lock:
+                self.webhook_deliveries.append(record)
+
     # ----------------------------------------------------------------------------------- fault injection
 
     def force_throttled(self, count: int = 1, *, currently_available: float = 0.0) -> None:
@@ -1398,12 +1742,16 @@ class ShopifyEmulator:
         with self._lock:
             self._forced_throttles.extend([currently_available] * count)
 
-    def fail_next(self, count: int = 1, *, status: int = 503, retry_after: float | None = None) -> None:
-        """Answer the next `count` API calls with HTTP `status` (5xx, or 429 with Retry-After)."""
+    def fail_next(
+        self, count: int = 1, *, status: int = 503, retry_after: float | None = None, after: bool = False
+    ) -> None:
+        """Answer the next `count` API calls with HTTP `status` (5xx, or 429 with Retry-After). With
+        `after=True` each call runs first (a mutation is applied) and only its answer is lost, as when a
+        gateway times out after Shopify committed."""
         with self._lock:
-            self._failures.extend(_Failure(status, retry_after) for _ in range(count))
+            self._failures.extend(_Failure(status, retry_after, after) for _ in range(count))
 
-    def set_available(self, points: float) -> None:
+    def set_bucket_available(self, points: float) -> None:
         """Set the cost bucket's level now (it keeps restoring from there)."""
         with self._lock:
             self._available = max(0.0, min(float(points), self.maximum_available))
@@ -1452,8 +1800,10 @@ class ShopifyEmulator:
         raw = handler.rfile.read(length) if length > 0 else b""
         path, _, query_string = handler.path.partition("?")
         headers: CaseInsensitiveDict[str] = CaseInsensitiveDict(dict(handler.headers.items()))
-        if self.latency > 0:
-            time.sleep(self.latency)
+        latency = self.latency
+        delay = _rng.uniform(*latency) if isinstance(latency, tuple) else latency
+        if delay > 0:
+            time.sleep(delay)
         try:
             parsed = json.loads(raw) if raw else None
         except ValueError:
@@ -1488,6 +1838,8 @@ class ShopifyEmulator:
             )
         with self._lock:
             failure = self._failures.pop(0) if self._failures else None
+        if failure is not None and failure.after:
+            self._respond_ok(parsed, extra)
         if failure is not None:
             if failure.status == 429:
                 extra["Retry-After"] = f"{failure.retry_after if failure.retry_after is not None else 2.0:.1f}"
@@ -1502,6 +1854,9 @@ class ShopifyEmulator:
             if failure.retry_after is not None:
                 extra["Retry-After"] = f"{failure.retry_after:.1f}"
             return failure.status, {"errors": HTTPStatus(failure.status).phrase}, extra
+        return self._respond_ok(parsed, extra)
+
+    def _respond_ok(self, parsed: Any, extra: dict[str, str]) -> tuple[int, Any, dict[str, str]]:
         if not isinstance(parsed, dict) or not isinstance(parsed.get("query"), str) or not parsed["query"].strip():
             return 400, {"errors": {"query": "Required parameter missing or invalid"}}, extra
         variables = parsed.get("variables") or {}
@@ -1569,6 +1924,8 @@ class ShopifyEmulator:
             except GraphQLError as error:
                 return {"errors": [error.as_dict()]}
             actual = max(actual - 1, 0)  # the root object itself is free
+            if operation.kind == "mutation":
+                actual += 10 * sum(1 for item in fields if item.name != "__typename")
             self._available = max(self._available - actual, 0.0)
             result: dict[str, Any] = {
                 "data": data,
@@ -1679,6 +2036,540 @@ class ShopifyEmulator:
             "ianaTimezone": "America/New_York",
         }
 
+    # ------------------------------------------------------------------------------ inventory resolvers
+    # All run under self._lock (see _graphql). Fields pointing back at other objects are argument-less
+    # Resolvers, so that a node is only rendered when selected.
+
+    def _lazy(self, render: Callable[[], Any]) -> Resolver:
+        return Resolver(lambda _args: render(), ())
+
+    def _location_node(self, ident: int) -> dict[str, Any]:
+        location = self._locations[ident]
+
+        def levels(arguments: dict[str, Any]) -> dict[str, Any]:
+            keys = [key for key in self._levels if key[1] == ident]
+            return connection(
+                "InventoryLevelConnection",
+                keys,
+                arguments,
+                field_name="inventoryLevels",
+                sort_keys={"ID": lambda key: (key[0], key[0])},
+                default_sort="ID",
+                render=self._level_node,
+            )
+
+        def level(arguments: dict[str, Any]) -> dict[str, Any] | None:
+            item = gid_number(arguments.get("inventoryItemId"), "InventoryItem")
+            return self._level_node((item, ident)) if item is not None and (item, ident) in self._levels else None
+
+        return {
+            "__typename": "Location",
+            "id": gid("Location", ident),
+            "legacyResourceId": str(ident),
+            "name": location["name"],
+            "isActive": location["active"],
+            "inventoryLevels": Resolver(levels, _CONNECTION_ARGS),
+            "inventoryLevel": Resolver(level, ("inventoryItemId",), required=("inventoryItemId",)),
+        }
+
+    def _level_node(self, key: tuple[int, int]) -> dict[str, Any]:
+        item, location = key
+        level = self._levels[key]
+
+        def quantities(arguments: dict[str, Any]) -> list[dict[str, Any]]:
+            names = arguments.get("names")
+            if not isinstance(names, list) or any(name not in QUANTITY_NAMES for name in names):
+                raise GraphQLError(
+                    f"Invalid quantity names: {names!r}; valid names are {', '.join(sorted(QUANTITY_NAMES))}",
+                    path=["quantities"],
+                    extensions={"code": "BAD_REQUEST"},
+                )
+            return [
+                {
+                    "__typename": "InventoryQuantity",
+                    "id": f"gid://shopify/InventoryQuantity/{location}?inventory_item_id={item}&name={name}",
+                    "name": name,
+                    "quantity": level["quantities"][name],
+                    "updatedAt": level["updated_at"],
+                }
+                for name in names
+            ]
+
+        return {
+            "__typename": "InventoryLevel",
+            "id": f"gid://shopify/InventoryLevel/{location}?inventory_item_id={item}",
+            "createdAt": level["created_at"],
+            "updatedAt": level["updated_at"],
+            "canDeactivate": True,
+            "quantities": Resolver(quantities, ("names",), required=("names",)),
+            "item": self._lazy(lambda: self._item_node(item)),
+            "location": self._lazy(lambda: self._location_node(location)),
+        }
+
+    def _item_node(self, ident: int) -> dict[str, Any]:
+        item = self._items[ident]
+
+        def level(arguments: dict[str, Any]) -> dict[str, Any] | None:
+            location = gid_number(arguments.get("locationId"), "Location")
+            if location is None or (ident, location) not in self._levels:
+                return None
+            return self._level_node((ident, location))
+
+        def levels(arguments: dict[str, Any]) -> dict[str, Any]:
+            keys = [key for key in self._levels if key[0] == ident]
+            return connection(
+                "InventoryLevelConnection",
+                keys,
+                arguments,
+                field_name="inventoryLevels",
+                sort_keys={"ID": lambda key: (key[1], key[1])},
+                default_sort="ID",
+                render=self._level_node,
+            )
+
+        weight = item["weight"]
+        return {
+            "__typename": "InventoryItem",
+            "id": gid("InventoryItem", ident),
+            "legacyResourceId": str(ident),
+            "sku": item["sku"],
+            "tracked": item["tracked"],
+            "requiresShipping": item["requires_shipping"],
+            "createdAt": item["created_at"],
+            "updatedAt": item["updated_at"],
+            "measurement": {
+                "__typename": "InventoryItemMeasurement",
+                "id": gid("InventoryItemMeasurement", ident),
+                "weight": None if weight is None else {"__typename": "Weight", **weight},
+            },
+            "variant": self._lazy(lambda: self._variant_node(item["variant_id"])),
+            "inventoryLevel": Resolver(level, ("locationId",), required=("locationId",)),
+            "inventoryLevels": Resolver(levels, _CONNECTION_ARGS),
+        }
+
+    def _variant_node(self, ident: int) -> dict[str, Any]:
+        variant = self._variants[ident]
+        item = self._items[variant["inventory_item_id"]]
+        product = self._products[variant["product_id"]]
+        stocked = [level for key, level in self._levels.items() if key[0] == item["id"]]
+        return {
+            "__typename": "ProductVariant",
+            "id": gid("ProductVariant", ident),
+            "legacyResourceId": str(ident),
+            "sku": item["sku"],
+            "barcode": variant["barcode"],
+            "title": variant["title"],
+            "displayName": f"{product['title']} - {variant['title']}",
+            "price": variant["price"],
+            "compareAtPrice": None,
+            "position": variant["position"],
+            "inventoryQuantity": sum(level["quantities"]["available"] for level in stocked) if item["tracked"] else 0,
+            "createdAt": variant["created_at"],
+            "updatedAt": variant["updated_at"],
+            "product": self._lazy(lambda: self._product_node(variant["product_id"])),
+            "inventoryItem": self._lazy(lambda: self._item_node(variant["inventory_item_id"])),
+        }
+
+    def _product_node(self, ident: int) -> dict[str, Any]:
+        product = self._products[ident]
+
+        def variants(arguments: dict[str, Any]) -> dict[str, Any]:
+            return connection(
+                "ProductVariantConnection",
+                list(product["variant_ids"]),
+                arguments,
+                field_name="variants",
+                sort_keys={
+                    "POSITION": lambda v: (self._variants[v]["position"], v),
+                    "ID": lambda v: (v, v),
+                },
+                default_sort="POSITION",
+                render=self._variant_node,
+            )
+
+        return {
+            "__typename": "Product",
+            "id": gid("Product", ident),
+            "legacyResourceId": str(ident),
+            "title": product["title"],
+            "handle": product["handle"],
+            "vendor": product["vendor"],
+            "status": product["status"],
+            "createdAt": product["created_at"],
+            "updatedAt": product["updated_at"],
+            "variants": Resolver(variants, _CONNECTION_ARGS),
+        }
+
+    @staticmethod
+    def _required_gid(arguments: Mapping[str, Any], kind: str, field_name: str) -> int:
+        number = gid_number(arguments.get("id"), kind)
+        if number is None or not str(arguments.get("id", "")).startswith("gid://"):
+            raise GraphQLError(
+                f"Invalid global id '{arguments.get('id')}'",
+                path=[field_name],
+                extensions={"code": "argumentLiteralsIncompatible"},
+            )
+        return number
+
+    def _resolve_location(self, arguments: dict[str, Any]) -> dict[str, Any] | None:
+        if "id" not in arguments:  # no id: the shop's primary location
+            return self._location_node(self._location_number(None))
+        ident = self._required_gid(arguments, "Location", "location")
+        return self._location_node(ident) if ident in self._locations else None
+
+    def _resolve_locations(self, arguments: dict[str, Any]) -> dict[str, Any]:
+        include_inactive = bool(arguments.get("includeInactive"))
+        idents = [i for i, loc in self._locations.items() if loc["active"] or include_inactive]
+        return connection(
+            "LocationConnection",
+            idents,
+            arguments,
+            field_name="locations",
+            sort_keys={"ID": lambda i: (i, i), "NAME": lambda i: (self._locations[i]["name"], i)},
+            default_sort="NAME",
+            render=self._location_node,
+        )
+
+    def _resolve_inventory_item(self, arguments: dict[str, Any]) -> dict[str, Any] | None:
+        ident = self._required_gid(arguments, "InventoryItem", "inventoryItem")
+        return self._item_node(ident) if ident in self._items else None
+
+    def _resolve_inventory_items(self, arguments: dict[str, Any]) -> dict[str, Any]:
+        wanted = _sku_filter(arguments.get("query"))
+        idents = [i for i, item in self._items.items() if wanted is None or (item["sku"] or "") == wanted]
+        return connection(
+            "InventoryItemConnection",
+            idents,
+            arguments,
+            field_name="inventoryItems",
+            sort_keys={"ID": lambda i: (i, i)},
+            default_sort="ID",
+            render=self._item_node,
+        )
+
+    def _resolve_variant(self, arguments: dict[str, Any]) -> dict[str, Any] | None:
+        ident = self._required_gid(arguments, "ProductVariant", "productVariant")
+        return self._variant_node(ident) if ident in self._variants else None
+
+    def _resolve_variants(self, arguments: dict[str, Any]) -> dict[str, Any]:
+        wanted = _sku_filter(arguments.get("query"))
+        idents = [
+            i
+            for i, v in self._variants.items()
+            if wanted is None or (self._items[v["inventory_item_id"]]["sku"] or "") == wanted
+        ]
+        return connection(
+            "ProductVariantConnection",
+            idents,
+            arguments,
+            field_name="productVariants",
+            sort_keys={
+                "ID": lambda i: (i, i),
+                "SKU": lambda i: (self._items[self._variants[i]["inventory_item_id"]]["sku"] or "", i),
+                "POSITION": lambda i: (self._variants[i]["position"], i),
+            },
+            default_sort="ID",
+            render=self._variant_node,
+        )
+
+    def _resolve_product(self, arguments: dict[str, Any]) -> dict[str, Any] | None:
+        ident = self._required_gid(arguments, "Product", "product")
+        return self._product_node(ident) if ident in self._products else None
+
+    def _resolve_products(self, arguments: dict[str, Any]) -> dict[str, Any]:
+        return connection(
+            "ProductConnection",
+            list(self._products),
+            arguments,
+            field_name="products",
+            sort_keys={"ID": lambda i: (i, i), "TITLE": lambda i: (self._products[i]["title"], i)},
+            default_sort="ID",
+            render=self._product_node,
+        )
+
+    def _resolve_nodes(self, arguments: dict[str, Any]) -> list[dict[str, Any] | None]:
+        ids = arguments.get("ids")
+        if not isinstance(ids, list):
+            raise _input_error("ids must be a list of IDs", ["nodes"])
+        if len(ids) > MAX_INPUT_SIZE:
+            raise _input_size_error(len(ids), ["nodes", "ids"])
+        found: list[dict[str, Any] | None] = []
+        for value in ids:
+            match = re.fullmatch(r"gid://shopify/([A-Za-z]+)/(\d+)", str(value))
+            if match is None:
+                raise GraphQLError(
+                    f"Invalid global id '{value}'", path=["nodes"], extensions={"code": "argumentLiteralsIncompatible"}
+                )
+            kind, ident = match.group(1), int(match.group(2))
+            tables: dict[str, tuple[Mapping[int, Any], Callable[[int], dict[str, Any]]]] = {
+                "InventoryItem": (self._items, self._item_node),
+                "ProductVariant": (self._variants, self._variant_node),
+                "Product": (self._products, self._product_node),
+                "Location": (self._locations, self._location_node),
+                "Order": (self._orders, lambda i: order_node(self._orders[i])),
+            }
+            table, render = tables.get(kind, ({}, lambda i: {}))
+            found.append(render(ident) if ident in table else None)
+        return found
+
+    # ------------------------------------------------------------------------- inventorySetQuantities
+
+    def _inventory_set_quantities(self, arguments: dict[str, Any]) -> dict[str, Any]:
+        """Absolute set with compare-and-swap, all or nothing, under an idempotency key (see module docstring)."""
+        directive = _Context.current_directives().get("idempotent")
+        key = directive.get("key") if directive else None
+        data = self._checked_set_input(arguments.get("input"))
+        modern = self.api_version >= "2026-04"
+        if modern and not key:
+            # Shopify documents that a missing key fails "at runtime" without giving the error's shape.
+            raise GraphQLError(
+                "The @idempotent directive with a key is required for this mutation.",
+                path=["inventorySetQuantities"],
+                extensions={"code": "BAD_REQUEST"},
+            )
+        if key is not None:
+            fingerprint = json.dumps(data, sort_keys=True, separators=(",", ":"))
+            stored = self._idempotency.get(str(key))
+            if stored is not None:
+                if stored[0] != fingerprint:
+                    return _set_quantities_payload(
+                        None,
+                        [
+                            _user_error(
+                                "IDEMPOTENCY_KEY_PARAMETER_MISMATCH",
+                                None,
+                                "The same idempotency key cannot be used with different operation parameters.",
+                            )
+                        ],
+                    )
+                return stored[1]  # the first answer again, nothing applied twice
+        payload = self._apply_set(data)
+        if key is not None:
+            self._idempotency[str(key)] = (fingerprint, payload)
+        return payload
+
+    def _checked_set_input(self, data: Any) -> dict[str, Any]:
+        """The input's shape, refused as a whole request (as GraphQL input coercion does) when wrong."""
+        where = ["inventorySetQuantities", "input"]
+        if not isinstance(data, dict):
+            raise _input_error("Expected value for input to be an InventorySetQuantitiesInput object", where)
+        modern = self.api_version >= "2026-04"
+        allowed = {"name", "reason", "referenceDocumentUri", "quantities"} | (
+            set() if modern else {"ignoreCompareQuantity"}
+        )
+        for name in data:
+            if name not in allowed:
+                raise _input_error(f"Field is not defined on InventorySetQuantitiesInput: {name}", [*where, name])
+        for name in ("name", "reason"):
+            if not isinstance(data.get(name), str):
+                raise _input_error(f"Expected value to not be null: {name}", [*where, name])
+        uri = data.get("referenceDocumentUri")
+        if uri is not None and not isinstance(uri, str):
+            raise _input_error(
+                "Could not coerce value to String: referenceDocumentUri", [*where, "referenceDocumentUri"]
+            )
+        quantities = data.get("quantities")
+        if not isinstance(quantities, list):
+            raise _input_error("Expected value to not be null: quantities", [*where, "quantities"])
+        if len(quantities) > MAX_INPUT_SIZE:
+            raise _input_size_error(len(quantities), [*where, "quantities"])
+        fields = {"inventoryItemId", "locationId", "quantity", "changeFromQuantity"} | (
+            set() if modern else {"compareQuantity"}
+        )
+        for index, quantity in enumerate(quantities):
+            at = [*where, "quantities", index]
+            if not isinstance(quantity, dict):
+                raise _input_error("Expected value to be an InventoryQuantityInput object", at)
+            for name in quantity:
+                if name not in fields:
+                    raise _input_error(f"Field is not defined on InventoryQuantityInput: {name}", [*at, name])
+            for name in ("inventoryItemId", "locationId"):
+                if not isinstance(quantity.get(name), str):
+                    raise _input_error(f"Expected value to not be null: {name}", [*at, name])
+            for name in ("quantity", "changeFromQuantity"):
+                value = quantity.get(name)
+                if (value is not None or name == "quantity") and (
+                    isinstance(value, bool) or not isinstance(value, int)
+                ):
+                    raise _input_error(f"Could not coerce value {value!r} to Int: {name}", [*at, name])
+            if modern and "changeFromQuantity" not in quantity:
+                raise _input_error(
+                    "changeFromQuantity is required on every quantity: pass null to skip the compare-and-swap",
+                    [*at, "changeFromQuantity"],
+                )
+        return data
+
+    def _apply_set(self, data: dict[str, Any]) -> dict[str, Any]:
+        name, reason, uri = data["name"], data["reason"], data.get("referenceDocumentUri")
+        errors: list[dict[str, Any]] = []
+        if name not in SETTABLE_QUANTITY_NAMES:
+            errors.append(
+                _user_error(
+                    "INVALID_NAME", ["input", "name"], "The quantity name must be either 'available' or 'on_hand'."
+                )
+            )
+        if reason not in INVENTORY_REASONS:
+            errors.append(_user_error("INVALID_REASON", ["input", "reason"], "The specified reason is invalid."))
+        if uri is not None and not re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]*://\S+", uri):
+            errors.append(
+                _user_error(
+                    "INVALID_REFERENCE_DOCUMENT",
+                    ["input", "referenceDocumentUri"],
+                    "The specified reference document is invalid.",
+                )
+            )
+        targets: list[tuple[tuple[int, int], int]] = []
+        seen: set[tuple[int, int]] = set()
+        for index, quantity in enumerate(data["quantities"]):
+            at = ["input", "quantities", str(index)]
+            item = gid_number(quantity["inventoryItemId"], "InventoryItem")
+            location = gid_number(quantity["locationId"], "Location")
+            if item is None or item not in self._items:
+                errors.append(
+                    _user_error(
+                        "INVALID_INVENTORY_ITEM",
+                        [*at, "inventoryItemId"],
+                        "The specified inventory item could not be found.",
+                    )
+                )
+                continue
+            if location is None or location not in self._locations:
+                errors.append(
+                    _user_error("INVALID_LOCATION", [*at, "locationId"], "The specified location could not be found.")
+                )
+                continue
+            key = (item, location)
+            if key in seen:
+                errors.append(
+                    _user_error(
+                        "NO_DUPLICATE_INVENTORY_ITEM_ID_GROUP_ID_PAIR",
+                        at,
+                        "The combination of inventoryItemId and locationId must be unique.",
+                    )
+                )
+                continue
+            seen.add(key)
+            level = self._levels.get(key)
+            if level is None:
+                errors.append(
+                    _user_error(
+                        "ITEM_NOT_STOCKED_AT_LOCATION",
+                        [*at, "locationId"],
+                        "The specified inventory item is not stocked at the location.",
+                    )
+                )
+                continue
+            value = quantity["quantity"]
+            if value > MAX_QUANTITY:
+                errors.append(
+                    _user_error(
+                        "INVALID_QUANTITY_TOO_HIGH",
+                        [*at, "quantity"],
+                        "The total quantity can't be higher than 1,000,000,000.",
+                    )
+                )
+                continue
+            if value < -MAX_QUANTITY:
+                errors.append(
+                    _user_error(
+                        "INVALID_QUANTITY_TOO_LOW",
+                        [*at, "quantity"],
+                        "The total quantity can't be lower than -1,000,000,000.",
+                    )
+                )
+                continue
+            change_from = quantity.get("changeFromQuantity")
+            if name in SETTABLE_QUANTITY_NAMES and change_from is not None and change_from != level["quantities"][name]:
+                errors.append(
+                    _user_error(
+                        "CHANGE_FROM_QUANTITY_STALE",
+                        [*at, "changeFromQuantity"],
+                        "The changeFromQuantity value does not match persisted value.",
+                    )
+                )
+                continue
+            targets.append((key, value))
+        if errors:
+            return _set_quantities_payload(None, errors)
+
+        now = _graphql_now()
+        changes: list[dict[str, Any]] = []
+        changed: list[tuple[int, int]] = []
+        other = "on_hand" if name == "available" else "available"
+        for key, value in targets:
+            level = self._levels[key]
+            delta = value - level["quantities"][name]
+            if delta == 0:
+                continue  # nothing moved: no change listed, no webhook
+            level["quantities"][name] = value
+            level["quantities"][other] += delta  # available and on_hand move together
+            level["updated_at"] = now
+            changed.append(key)
+            changes.extend(
+                {"key": key, "name": moved, "delta": delta, "after": level["quantities"][moved]}
+                for moved in (name, other)
+            )
+        group_id = next_id()
+
+        def change_nodes(arguments: dict[str, Any]) -> list[dict[str, Any]]:
+            names = arguments.get("quantityNames")
+            items = {gid_number(i, "InventoryItem") for i in arguments.get("inventoryItemIds") or []}
+            locations = {gid_number(i, "Location") for i in arguments.get("locationIds") or []}
+            return [
+                {
+                    "__typename": "InventoryChange",
+                    "name": change["name"],
+                    "delta": change["delta"],
+                    "quantityAfterChange": change["after"],
+                    "ledgerDocumentUri": None,
+                    "item": self._lazy(partial(self._item_node, change["key"][0])),
+                    "location": self._lazy(partial(self._location_node, change["key"][1])),
+                }
+                for change in changes
+                if (names is None or change["name"] in names)
+                and (not items or change["key"][0] in items)
+                and (not locations or change["key"][1] in locations)
+            ]
+
+        group = {
+            "__typename": "InventoryAdjustmentGroup",
+            "id": gid("InventoryAdjustmentGroup", group_id),
+            "createdAt": now,
+            "reason": reason,
+            "referenceDocumentUri": uri,
+            "changes": Resolver(change_nodes, ("quantityNames", "inventoryItemIds", "locationIds")),
+        }
+        self._queue_level_webhooks(changed)
+        return _set_quantities_payload(group, [])
+
+
+def _user_error(code: str, path: list[str] | None, message: str) -> dict[str, Any]:
+    return {"__typename": "InventorySetQuantitiesUserError", "code": code, "field": path, "message": message}
+
+
+def _set_quantities_payload(group: dict[str, Any] | None, errors: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"__typename": "InventorySetQuantitiesPayload", "inventoryAdjustmentGroup": group, "userErrors": errors}
+
+
+def _input_size_error(size: int, path: list[Any]) -> GraphQLError:
+    # Shopify: "Input arguments that accept an array have a maximum size of 250 ... Requests return an error"
+    # (shopify.dev/docs/api/usage/limits): the whole request is refused, not a userError.
+    return GraphQLError(
+        f"The input array size of {size} is greater than the maximum allowed of {MAX_INPUT_SIZE}.",
+        path=path,
+        extensions={"code": "MAX_INPUT_SIZE_EXCEEDED"},
+    )
+
+
+def _sku_filter(query: Any) -> str | None:
+    """The `sku:<value>` term of a search query (the only one the emulator filters inventory on)."""
+    if not isinstance(query, str):
+        return None
+    match = re.search(r"""\bsku:(?:'([^']*)'|"([^"]*)"|(\S+))""", query)
+    if match is None:
+        return None
+    return next(group for group in match.groups() if group is not None)
+
 
 class _Context:
     """One execution: walks data along the selection, checking field names and counting the actual cost."""
@@ -1695,6 +2586,12 @@ class _Context:
     def current_warnings(cls) -> list[dict[str, Any]]:
         warnings: list[dict[str, Any]] = getattr(cls._local, "warnings", [])
         return warnings
+
+    @classmethod
+    def current_directives(cls) -> dict[str, dict[str, Any]]:
+        """The directives (name -> resolved arguments) on the field whose resolver is running."""
+        directives: dict[str, dict[str, Any]] = getattr(cls._local, "directives", {})
+        return directives
 
     def project(
         self, value: Any, selections: list[Any], *, path: list[Any], in_connection: bool = False
@@ -1758,6 +2655,10 @@ class _Context:
                             "arguments": ", ".join(missing),
                         },
                     )
+                _Context._local.directives = {
+                    name: {key: resolve_value(arg, self.variables) for key, arg in args.items()}
+                    for name, args in item.directives
+                }
                 raw = raw({k: v for k, v in arguments.items() if v is not None})
             elif arguments:
                 raise GraphQLError(

@@ -9,10 +9,12 @@ import json
 import re
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, ClassVar
 
 import pytest
 import requests
@@ -416,7 +418,7 @@ def test_a_query_over_the_single_query_limit_is_refused(emulator: ShopifyEmulato
 
 
 def test_an_empty_bucket_answers_throttled(emulator: ShopifyEmulator) -> None:
-    emulator.set_available(5)
+    emulator.set_bucket_available(5)
 
     result = gql(emulator, "{ orders(first: 10) { nodes { id } } }")
 
@@ -441,7 +443,7 @@ def test_an_empty_bucket_answers_throttled(emulator: ShopifyEmulator) -> None:
 
 
 def test_the_bucket_leaks_back_at_the_restore_rate(emulator: ShopifyEmulator, clock: VirtualClock) -> None:
-    emulator.set_available(0)
+    emulator.set_bucket_available(0)
 
     clock.advance(0.5)
     assert emulator.throttle_status()["currentlyAvailable"] == 50
@@ -548,3 +550,438 @@ def test_webhook_delivery_signs_raw_bytes_as_given() -> None:
 
     assert body == b"{broken"
     assert headers["X-Shopify-Hmac-Sha256"] == sign(b"{broken", "secret")
+
+
+# --------------------------------------------------------------------------------------------- inventory
+
+SET_MUTATION = """
+mutation Set($input: InventorySetQuantitiesInput!, $key: String!) {
+  inventorySetQuantities(input: $input) @idempotent(key: $key) {
+    inventoryAdjustmentGroup { id reason referenceDocumentUri
+      changes { name delta quantityAfterChange item { id sku } location { id } } }
+    userErrors { code field message }
+  }
+}
+"""
+
+UNKEYED_MUTATION = (
+    "mutation($input: InventorySetQuantitiesInput!) { inventorySetQuantities(input: $input) { userErrors { code } } }"
+)
+
+
+def set_quantities(
+    emulator: ShopifyEmulator,
+    quantities: list[dict[str, Any]],
+    *,
+    key: str | None = None,
+    name: str = "available",
+    reason: str = "correction",
+    uri: str | None = "gid://oms/StockPush/1",
+) -> dict[str, Any]:
+    payload = {"name": name, "reason": reason, "referenceDocumentUri": uri, "quantities": quantities}
+    return gql(emulator, SET_MUTATION, {"input": payload, "key": key or str(uuid.uuid4())})
+
+
+def quantity(listing: dict[str, Any], value: int, change_from: int | None) -> dict[str, Any]:
+    return {
+        "inventoryItemId": listing["inventory_item_id"],
+        "locationId": listing["location_id"],
+        "quantity": value,
+        "changeFromQuantity": change_from,
+    }
+
+
+def test_add_product_gives_shopifys_ids_and_renders_the_catalogue(emulator: ShopifyEmulator) -> None:
+    listing = emulator.add_product(
+        sku="MUG-STONE-350",
+        available=12,
+        title="Stoneware Mug",
+        variant_title="Sand / 350 ml",
+        barcode="5012345678900",
+        price="16.5",
+        weight=(0.42, "KILOGRAMS"),
+    )
+
+    result = gql(
+        emulator,
+        """query($loc: ID!) { productVariants(first: 5) { nodes {
+        id sku barcode title price displayName product { id title }
+        inventoryItem { id tracked measurement { weight { unit value } }
+          inventoryLevel(locationId: $loc) { id quantities(names: ["available", "on_hand", "committed"]) {
+            name quantity } } } } } }""",
+        {"loc": emulator.location_id},
+    )
+
+    assert re.fullmatch(r"gid://shopify/Product/\d+", listing["product_id"])
+    assert re.fullmatch(r"gid://shopify/InventoryItem/\d+", listing["inventory_item_id"])
+    assert listing["location_id"] == emulator.location_id
+    (node,) = result["data"]["productVariants"]["nodes"]
+    item_number = listing["inventory_item_id"].rsplit("/", 1)[1]
+    location_number = emulator.location_id.rsplit("/", 1)[1]
+    assert node == {
+        "id": listing["variant_id"],
+        "sku": "MUG-STONE-350",
+        "barcode": "5012345678900",
+        "title": "Sand / 350 ml",
+        "price": "16.50",
+        "displayName": "Stoneware Mug - Sand / 350 ml",
+        "product": {"id": listing["product_id"], "title": "Stoneware Mug"},
+        "inventoryItem": {
+            "id": listing["inventory_item_id"],
+            "tracked": True,
+            "measurement": {"weight": {"unit": "KILOGRAMS", "value": 0.42}},
+            "inventoryLevel": {
+                "id": f"gid://shopify/InventoryLevel/{location_number}?inventory_item_id={item_number}",
+                "quantities": [
+                    {"name": "available", "quantity": 12},
+                    {"name": "on_hand", "quantity": 12},
+                    {"name": "committed", "quantity": 0},
+                ],
+            },
+        },
+    }
+
+
+def test_location_inventory_levels_paginate_only_what_is_stocked_there(emulator: ShopifyEmulator) -> None:
+    items = [emulator.add_product(sku=f"SKU-{i:03d}", available=i)["inventory_item_id"] for i in range(300)]
+    elsewhere = emulator.add_location("Overflow")
+    emulator.add_product(sku="ONLY-ELSEWHERE", available=5, location=elsewhere)
+    emulator.add_product(sku="NOWHERE", available=None)
+    query = """query($loc: ID!, $after: String) { location(id: $loc) { name
+        inventoryLevels(first: 120, after: $after) { pageInfo { hasNextPage endCursor }
+          nodes { item { id sku } quantities(names: ["available"]) { quantity } } } } }"""
+
+    seen: list[tuple[str, int]] = []
+    after, costs = None, []
+    while True:
+        result = gql(emulator, query, {"loc": emulator.location_id, "after": after})
+        costs.append(result["extensions"]["cost"]["requestedQueryCost"])
+        levels = result["data"]["location"]["inventoryLevels"]
+        seen += [(n["item"]["id"], n["quantities"][0]["quantity"]) for n in levels["nodes"]]
+        if not levels["pageInfo"]["hasNextPage"]:
+            break
+        after = levels["pageInfo"]["endCursor"]
+
+    assert seen == [(item, i) for i, item in enumerate(items)]
+    assert costs == [1 + 2 + 1 + 120 * (1 + 1 + 1)] * 3
+    other = gql(emulator, "query($loc: ID!) { location(id: $loc) { name } }", {"loc": elsewhere})
+    assert other["data"] == {"location": {"name": "Overflow"}}
+    assert gql(emulator, "{ location { name } }")["data"] == {"location": {"name": "Main warehouse"}}
+
+
+def test_set_quantities_sets_available_moves_on_hand_and_lists_the_changes(emulator: ShopifyEmulator) -> None:
+    tee, mug = emulator.add_product(sku="TEE", available=5), emulator.add_product(sku="MUG", available=2)
+
+    result = set_quantities(emulator, [quantity(tee, 3, 5), quantity(mug, 2, None)])
+
+    payload = result["data"]["inventorySetQuantities"]
+    assert payload["userErrors"] == []
+    group = payload["inventoryAdjustmentGroup"]
+    assert (group["reason"], group["referenceDocumentUri"]) == ("correction", "gid://oms/StockPush/1")
+    assert group["changes"] == [
+        {
+            "name": "available",
+            "delta": -2,
+            "quantityAfterChange": 3,
+            "item": {"id": tee["inventory_item_id"], "sku": "TEE"},
+            "location": {"id": emulator.location_id},
+        },
+        {
+            "name": "on_hand",
+            "delta": -2,
+            "quantityAfterChange": 3,
+            "item": {"id": tee["inventory_item_id"], "sku": "TEE"},
+            "location": {"id": emulator.location_id},
+        },
+    ]  # the mug did not move, so it is not listed
+    assert emulator.quantities(tee)["available"] == 3
+    assert emulator.quantities(tee)["on_hand"] == 3
+    assert emulator.available(mug) == 2
+
+
+def test_a_mutation_costs_10_plus_its_payload_and_is_charged(emulator: ShopifyEmulator) -> None:
+    listing = emulator.add_product(sku="A", available=1)
+
+    cost = set_quantities(emulator, [quantity(listing, 2, 1)])["extensions"]["cost"]
+
+    # mutation 10, payload 1, group 1, changes 1 (+ item 1 + location 1), userErrors 1
+    assert cost["requestedQueryCost"] == 16
+    assert cost["actualQueryCost"] == 15  # the empty userErrors list came back as nothing
+    assert cost["throttleStatus"]["currentlyAvailable"] == 2000 - 15
+
+
+def test_a_stale_change_from_fails_the_whole_call_and_applies_nothing(emulator: ShopifyEmulator) -> None:
+    listings = [emulator.add_product(sku=f"S{i}", available=10) for i in range(5)]
+    emulator.set_available(listings[3], 8)  # sold on Shopify meanwhile
+
+    result = set_quantities(emulator, [quantity(listing, 1, 10) for listing in listings])
+
+    payload = result["data"]["inventorySetQuantities"]
+    assert payload["inventoryAdjustmentGroup"] is None
+    assert payload["userErrors"] == [
+        {
+            "code": "CHANGE_FROM_QUANTITY_STALE",
+            "field": ["input", "quantities", "3", "changeFromQuantity"],
+            "message": "The changeFromQuantity value does not match persisted value.",
+        }
+    ]
+    assert [emulator.available(listing) for listing in listings] == [10, 10, 10, 8, 10]
+
+
+@pytest.mark.parametrize(
+    ("spoil", "code", "field"),
+    [
+        (
+            lambda q, e: q.update(inventoryItemId="gid://shopify/InventoryItem/1"),
+            "INVALID_INVENTORY_ITEM",
+            "inventoryItemId",
+        ),
+        (lambda q, e: q.update(locationId="gid://shopify/Location/1"), "INVALID_LOCATION", "locationId"),
+        (lambda q, e: q.update(locationId=e.add_location("Empty")), "ITEM_NOT_STOCKED_AT_LOCATION", "locationId"),
+        (lambda q, e: q.update(quantity=1_000_000_001), "INVALID_QUANTITY_TOO_HIGH", "quantity"),
+    ],
+)
+def test_a_bad_quantity_is_a_user_error_naming_it_and_nothing_is_applied(
+    emulator: ShopifyEmulator, spoil: Any, code: str, field: str
+) -> None:
+    good, bad = emulator.add_product(sku="GOOD", available=1), emulator.add_product(sku="BAD", available=1)
+    spoilt = quantity(bad, 4, None)
+    spoil(spoilt, emulator)
+
+    errors = set_quantities(emulator, [quantity(good, 9, 1), spoilt])["data"]["inventorySetQuantities"]["userErrors"]
+
+    assert [(e["code"], e["field"]) for e in errors] == [(code, ["input", "quantities", "1", field])]
+    assert emulator.available(good) == 1
+
+
+def test_the_same_item_twice_and_bad_name_or_reason_are_user_errors(emulator: ShopifyEmulator) -> None:
+    listing = emulator.add_product(sku="A", available=1)
+
+    twice = set_quantities(emulator, [quantity(listing, 2, None), quantity(listing, 3, None)])
+    odd = set_quantities(emulator, [quantity(listing, 2, None)], name="committed", reason="because", uri="nope")
+
+    assert [e["code"] for e in twice["data"]["inventorySetQuantities"]["userErrors"]] == [
+        "NO_DUPLICATE_INVENTORY_ITEM_ID_GROUP_ID_PAIR"
+    ]
+    assert [e["code"] for e in odd["data"]["inventorySetQuantities"]["userErrors"]] == [
+        "INVALID_NAME",
+        "INVALID_REASON",
+        "INVALID_REFERENCE_DOCUMENT",
+    ]
+    assert emulator.available(listing) == 1
+
+
+def test_more_than_250_quantities_refuse_the_request(emulator: ShopifyEmulator) -> None:
+    listings = [emulator.add_product(sku=f"S{i}", available=0) for i in range(251)]
+
+    result = set_quantities(emulator, [quantity(listing, 1, 0) for listing in listings])
+
+    assert "data" not in result
+    (error,) = result["errors"]
+    assert error["extensions"]["code"] == "MAX_INPUT_SIZE_EXCEEDED"
+    assert error["message"] == "The input array size of 251 is greater than the maximum allowed of 250."
+    assert not any(emulator.available(listing) for listing in listings)
+
+
+def test_from_2026_04_change_from_must_be_given_on_every_quantity(emulator: ShopifyEmulator) -> None:
+    listing = emulator.add_product(sku="A", available=1)
+    bare = quantity(listing, 5, None)
+    del bare["changeFromQuantity"]
+
+    missing = set_quantities(emulator, [bare])
+    legacy = set_quantities(emulator, [{**bare, "compareQuantity": 1}])
+
+    assert "changeFromQuantity is required" in missing["errors"][0]["message"]
+    assert "compareQuantity" in legacy["errors"][0]["message"]
+    assert emulator.available(listing) == 1
+
+
+def test_before_2026_04_change_from_may_be_left_out(clock: VirtualClock) -> None:
+    with ShopifyEmulator(api_version="2026-01", clock=clock.monotonic) as old:
+        listing = old.add_product(sku="A", available=1)
+        bare = quantity(listing, 5, None)
+        del bare["changeFromQuantity"]
+
+        result = gql(
+            old,
+            UNKEYED_MUTATION,
+            {"input": {"name": "available", "reason": "correction", "quantities": [bare]}},
+        )
+
+        assert result["data"] == {"inventorySetQuantities": {"userErrors": []}}
+        assert old.available(listing) == 5
+
+
+def test_from_2026_04_the_idempotent_directive_is_required(emulator: ShopifyEmulator) -> None:
+    listing = emulator.add_product(sku="A", available=1)
+
+    result = gql(
+        emulator,
+        UNKEYED_MUTATION,
+        {"input": {"name": "available", "reason": "correction", "quantities": [quantity(listing, 5, 1)]}},
+    )
+
+    assert "@idempotent" in result["errors"][0]["message"]
+    assert emulator.available(listing) == 1
+
+
+def test_the_same_key_and_input_answer_the_first_result_without_applying_again(emulator: ShopifyEmulator) -> None:
+    listing = emulator.add_product(sku="A", available=1)
+    key = str(uuid.uuid4())
+
+    first = set_quantities(emulator, [quantity(listing, 5, None)], key=key)
+    emulator.set_available(listing, 4)  # a sale on Shopify between the two
+    again = set_quantities(emulator, [quantity(listing, 5, None)], key=key)
+    other = set_quantities(emulator, [quantity(listing, 6, None)], key=key)
+
+    assert again["data"] == first["data"]
+    assert emulator.available(listing) == 4, "the repeat was not applied a second time"
+    assert other["data"]["inventorySetQuantities"] == {
+        "inventoryAdjustmentGroup": None,
+        "userErrors": [
+            {
+                "code": "IDEMPOTENCY_KEY_PARAMETER_MISMATCH",
+                "field": None,
+                "message": "The same idempotency key cannot be used with different operation parameters.",
+            }
+        ],
+    }
+
+
+def test_nodes_are_priced_per_id_and_unknown_ones_are_null(emulator: ShopifyEmulator) -> None:
+    listings = [emulator.add_product(sku=f"S{i}", available=i) for i in range(3)]
+    ids = [listing["inventory_item_id"] for listing in listings] + ["gid://shopify/InventoryItem/1"]
+
+    result = gql(
+        emulator,
+        """query($ids: [ID!]!, $loc: ID!) { nodes(ids: $ids) { ... on InventoryItem { id
+        inventoryLevel(locationId: $loc) { quantities(names: ["available"]) { quantity } } } } }""",
+        {"ids": ids, "loc": emulator.location_id},
+    )
+
+    nodes = result["data"]["nodes"]
+    assert [n and n["inventoryLevel"]["quantities"][0]["quantity"] for n in nodes] == [0, 1, 2, None]
+    assert result["extensions"]["cost"]["requestedQueryCost"] == 4 * 3
+
+
+def test_an_unknown_quantity_name_is_an_error(emulator: ShopifyEmulator) -> None:
+    listing = emulator.add_product(sku="A", available=1)
+
+    result = gql(
+        emulator,
+        "query($id: ID!) { inventoryItem(id: $id) { inventoryLevels(first: 1) { nodes {"
+        ' quantities(names: ["sold"]) { quantity } } } } }',
+        {"id": listing["inventory_item_id"]},
+    )
+
+    assert "Invalid quantity names" in result["errors"][0]["message"]
+
+
+def test_drift_moves_available_and_on_hand_together(emulator: ShopifyEmulator) -> None:
+    listing = emulator.add_product(sku="A", available=6)
+
+    emulator.set_available(listing["inventory_item_id"], 2)
+
+    assert (emulator.available(listing), emulator.quantities(listing)["on_hand"]) == (2, 2)
+    with pytest.raises(KeyError):
+        emulator.available(listing, location=emulator.add_location("Elsewhere"))
+
+
+def test_level_webhook_is_a_signed_inventory_levels_update(emulator: ShopifyEmulator) -> None:
+    listing = emulator.add_product(sku="A", available=6)
+    emulator.set_available(listing, 5)
+
+    headers, body = emulator.level_webhook(listing, "secret", event_id="evt-9")
+
+    payload = json.loads(body)
+    item = int(listing["inventory_item_id"].rsplit("/", 1)[1])
+    location = int(emulator.location_id.rsplit("/", 1)[1])
+    assert payload["inventory_item_id"] == item
+    assert payload["location_id"] == location
+    assert payload["available"] == 5
+    assert payload["admin_graphql_api_id"] == f"gid://shopify/InventoryLevel/{location}?inventory_item_id={item}"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d", payload["updated_at"])
+    assert headers["X-Shopify-Topic"] == "inventory_levels/update"
+    assert headers["X-Shopify-Event-Id"] == "evt-9"
+    assert headers["X-Shopify-Hmac-Sha256"] == sign(body, "secret")
+
+
+class _Receiver(BaseHTTPRequestHandler):
+    received: ClassVar[list[tuple[dict[str, str], bytes]]]
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.received.append((dict(self.headers.items()), body))
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+
+@pytest.fixture
+def receiver() -> Iterator[tuple[str, list[tuple[dict[str, str], bytes]]]]:
+    received: list[tuple[dict[str, str], bytes]] = []
+    handler = type("Receiver", (_Receiver,), {"received": received})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/webhooks/shopify/", received
+    server.shutdown()
+    server.server_close()
+
+
+def test_level_changes_are_posted_as_webhooks_our_own_sets_included(
+    clock: VirtualClock, receiver: tuple[str, list[tuple[dict[str, str], bytes]]]
+) -> None:
+    url, received = receiver
+    with ShopifyEmulator(clock=clock.monotonic, webhook_url=url, webhook_secret="whsec") as emulator:
+        listing = emulator.add_product(sku="A", available=6)
+        set_quantities(emulator, [quantity(listing, 4, 6)])  # our own set: Shopify echoes it
+        emulator.set_available(listing, 3)  # a sale on Shopify
+        set_quantities(emulator, [quantity(listing, 3, 3)])  # no change: no webhook
+
+        deliveries = emulator.wait_for_webhooks()
+
+    assert [d.status for d in deliveries] == [200, 200]
+    assert [json.loads(body)["available"] for _, body in received] == [4, 3]
+    for headers, body in received:
+        assert headers["X-Shopify-Topic"] == "inventory_levels/update"
+        assert headers["X-Shopify-Hmac-Sha256"] == sign(body, "whsec")
+    assert received[0][0]["X-Shopify-Event-Id"] != received[1][0]["X-Shopify-Event-Id"]
+
+
+def test_webhooks_are_off_by_default(emulator: ShopifyEmulator) -> None:
+    listing = emulator.add_product(sku="A", available=6)
+
+    emulator.set_available(listing, 1)
+
+    assert emulator.wait_for_webhooks() == []
+
+
+def test_latency_can_be_a_random_range(emulator: ShopifyEmulator) -> None:
+    emulator.latency = (0.05, 0.1)
+    started = time.perf_counter()
+
+    for _ in range(3):
+        post(emulator, "{ shop { name } }")
+
+    assert time.perf_counter() - started >= 0.15
+
+
+def test_a_failure_after_processing_keeps_the_effect(emulator: ShopifyEmulator) -> None:
+    listing = emulator.add_product(sku="A", available=1)
+    emulator.fail_next(1, status=504, after=True)
+
+    response = post(
+        emulator,
+        SET_MUTATION,
+        {
+            "input": {"name": "available", "reason": "correction", "quantities": [quantity(listing, 9, 1)]},
+            "key": "k-1",
+        },
+    )
+
+    assert response.status_code == 504
+    assert emulator.available(listing) == 9

@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from channels_adapters.registry import ADAPTERS, UnknownChannelKind, adapter_class
-from oms.orders.channels import ChannelOptionError, channel_configure
+from inventory.channels import ChannelOptionError, channel_configure
 
 
 class Command(BaseCommand):

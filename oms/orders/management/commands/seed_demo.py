@@ -25,7 +25,7 @@ from channels_adapters.base import ChannelAddress, ChannelCustomer, ChannelLine,
 from inventory.models import Bin, ChannelListing, Location, Product, Variant
 from inventory.services import bundle_set_components, stock_receive
 from oms.core.models import SalesChannel
-from oms.orders.channels import channel_configure
+from inventory.channels import channel_configure
 from oms.orders.models import Order, OrderStatus
 from oms.orders.services import order_ingest, order_transition
 
