@@ -142,8 +142,13 @@ def gunicorn(env: dict[str, str], *, workers: int = 2, threads: int = 16) -> Ite
 
 
 @contextlib.contextmanager
-def rq_workers(env: dict[str, str], count: int, queues: tuple[str, ...] = ("default",)) -> Iterator[None]:
-    """`count` burst workers of the kind deployments run (no fork per job); their logs go to bench/results/."""
+def rq_workers(
+    env: dict[str, str], count: int, queues: tuple[str, ...] = ("default",), *, burst: bool = True
+) -> Iterator[None]:
+    """`count` workers of the kind deployments run (no fork per job); their logs go to bench/results/.
+
+    Burst workers drain the queues and the block waits for them to finish; long-running ones (burst=False)
+    serve while the block runs and are stopped (SIGTERM) when it ends."""
     log_dir = ROOT / "bench" / "results"
     log_dir.mkdir(parents=True, exist_ok=True)
     procs = []
@@ -151,7 +156,15 @@ def rq_workers(env: dict[str, str], count: int, queues: tuple[str, ...] = ("defa
         with open(log_dir / f"worker-{n}.log", "w") as log:
             procs.append(
                 subprocess.Popen(
-                    [PYTHON, "manage.py", "rqworker", *queues, "--burst", "--worker-class", WORKER_CLASS],
+                    [
+                        PYTHON,
+                        "manage.py",
+                        "rqworker",
+                        *queues,
+                        *(["--burst"] if burst else []),
+                        "--worker-class",
+                        WORKER_CLASS,
+                    ],
                     cwd=ROOT,
                     env=env,
                     start_new_session=True,
@@ -161,9 +174,13 @@ def rq_workers(env: dict[str, str], count: int, queues: tuple[str, ...] = ("defa
             )
     try:
         yield
-        for p in procs:
-            p.wait(timeout=3600)
+        if burst:
+            for p in procs:
+                p.wait(timeout=3600)
     finally:
         for p in procs:
             if p.poll() is None:
                 os.killpg(p.pid, signal.SIGTERM)
+        for p in procs:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                p.wait(timeout=30)

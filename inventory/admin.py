@@ -12,6 +12,7 @@ from inventory.models import (
     Allocation,
     Bin,
     BundleComponent,
+    CatalogImport,
     ChannelListing,
     Location,
     Product,
@@ -170,3 +171,11 @@ class StockMismatchAdmin(ReadOnlyAdmin):
     list_filter = ("channel", "kind", "resolution", "source")
     search_fields = ("sku", "external_id")
     list_select_related = ("channel",)
+
+
+@admin.register(CatalogImport)
+class CatalogImportAdmin(ReadOnlyAdmin):
+    list_display = ("created_at", "file_name", "file_format", "status", "rows", "error_count", "created_by")
+    list_filter = ("status", "file_format")
+    search_fields = ("file_name",)
+    exclude = ("content",)

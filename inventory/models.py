@@ -296,6 +296,9 @@ class ReconcileRun(models.Model):
     mismatches = models.PositiveIntegerField(default=0)
     corrected = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)
+    summary = models.JSONField(
+        default=dict, blank=True, help_text="Counts by kind, listings linked, refusals, API time (services_reconcile)"
+    )
 
     class Meta:
         ordering = ["-started_at", "-id"]
@@ -338,6 +341,7 @@ class StockMismatch(models.Model):
     resolved_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    note = models.CharField(max_length=255, blank=True, help_text="Why it was left open, or the staff's note")
 
     class Meta:
         ordering = ["-detected_at", "-id"]
@@ -346,3 +350,44 @@ class StockMismatch(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()}: {self.sku or self.external_id} on {self.channel_id}"
+
+
+class CatalogImport(models.Model):
+    """One uploaded catalog file: checked first (a dry run that writes nothing), then imported on confirmation.
+
+    Both steps run as jobs on the "low" queue; their live progress is in the cache (inventory.services_catalog),
+    since the import's own transaction hides its writes until it commits.
+    """
+
+    class Status(models.TextChoices):
+        CHECKING = "checking", "Checking"
+        CHECKED = "checked", "Ready to import"
+        INVALID = "invalid", "Has errors"
+        QUEUED = "queued", "Queued"
+        IMPORTING = "importing", "Importing"
+        DONE = "done", "Imported"
+        FAILED = "failed", "Failed, nothing imported"
+
+    file_name = models.CharField(max_length=255)
+    file_format = models.CharField(max_length=8)
+    content = models.BinaryField(editable=False, help_text="The uploaded file, zlib-compressed")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.CHECKING)
+    rows = models.PositiveIntegerField(default=0)
+    error_count = models.PositiveIntegerField(default=0)
+    errors = models.JSONField(default=list, blank=True, help_text="The first row errors: row, column, message")
+    summary = models.JSONField(default=dict, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    confirmed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.file_name} ({self.get_status_display()})"

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from typing import Protocol
 
 from django.db.models import F, Sum
 
-from inventory.models import BundleComponent, ChannelListing, StockLevel, Variant
+from inventory.models import BundleComponent, ChannelListing, Location, StockLevel, Variant
 
 
 def available_for(variant_ids: Iterable[int]) -> dict[int, int]:
@@ -16,13 +17,19 @@ def available_for(variant_ids: Iterable[int]) -> dict[int, int]:
     if not ids:
         return {}
     parts: dict[int, list[tuple[int, int]]] = defaultdict(list)
-    for bundle_id, component_id, quantity in BundleComponent.objects.filter(bundle_id__in=ids).values_list(
-        "bundle_id", "component_id", "quantity"
+    for bundle_id, component_id, quantity in (
+        BundleComponent.objects.filter(bundle_id__in=ids)
+        .order_by()
+        .values_list("bundle_id", "component_id", "quantity")
     ):
         parts[bundle_id].append((component_id, quantity))
     stocked = ids | {c for components in parts.values() for c, _ in components}
+    # Active locations by id rather than a join: one table, so MariaDB cannot pick a join order from statistics
+    # that a large import in the same transaction has made stale (that plan scans a whole location's levels).
+    active = list(Location.objects.filter(active=True).values_list("pk", flat=True))
     free = dict(
-        StockLevel.objects.filter(variant_id__in=stocked, location__active=True)
+        StockLevel.objects.filter(variant_id__in=stocked, location_id__in=active)
+        .order_by()
         .values("variant_id")
         .annotate(free=Sum(F("on_hand") - F("allocated")))
         .values_list("variant_id", "free")
@@ -36,7 +43,24 @@ def available_for(variant_ids: Iterable[int]) -> dict[int, int]:
     return result
 
 
-def listing_quantity(listing: ChannelListing, *, available: int, exclusive_elsewhere: bool) -> int:
+class ListingRules(Protocol):
+    """What a listing's quantity depends on: a ChannelListing, or a light row of its values (thousands at once)."""
+
+    @property
+    def pk(self) -> int: ...
+    @property
+    def channel_id(self) -> int: ...
+    @property
+    def variant_id(self) -> int: ...
+    @property
+    def buffer(self) -> int: ...
+    @property
+    def percentage(self) -> int: ...
+    @property
+    def maximum(self) -> int | None: ...
+
+
+def listing_quantity(listing: ListingRules, *, available: int, exclusive_elsewhere: bool) -> int:
     """What one listing may show: rules applied to the master's free units, never below 0."""
     if exclusive_elsewhere:
         return 0
@@ -47,7 +71,7 @@ def listing_quantity(listing: ChannelListing, *, available: int, exclusive_elsew
     return max(shown, 0)
 
 
-def listing_quantities(listings: Iterable[ChannelListing]) -> dict[int, int]:
+def listing_quantities(listings: Iterable[ListingRules]) -> dict[int, int]:
     """listing id -> quantity to show, for many listings at once (bundles computed from their components)."""
     listings = list(listings)
     variant_ids = {listing.variant_id for listing in listings}

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any, cast
 
-from django.db import transaction
+from django.db import connection, models, transaction
 from django.db.models import F
+from django.db.models.constants import OnConflict
+from django.utils import timezone
 
 from inventory.models import (
     Allocation,
@@ -27,12 +30,9 @@ from inventory.models import (
     StockMovement,
     Variant,
 )
-from oms.core.queue import enqueue_after_commit
 from oms.core.services import Actor, acting_user, actor_label_for
 
 logger = logging.getLogger(__name__)
-
-FANOUT_JOB = "inventory.jobs.stock_fanout"
 
 
 class StockError(ValueError):
@@ -125,8 +125,9 @@ def _outbox(variant_ids: Iterable[int]) -> None:
     thresholds = dict(Variant.objects.filter(pk__in=ids).values_list("pk", "low_stock_threshold"))
     changes = [StockChange(variant_id=v, urgent=available.get(v, 0) <= thresholds.get(v, 0)) for v in sorted(ids)]
     StockChange.objects.bulk_create(changes)
-    urgent = any(c.urgent for c in changes)
-    enqueue_after_commit(FANOUT_JOB, queue="high", at_front=urgent)
+    from inventory.services_fanout import fanout_signal
+
+    fanout_signal(urgent=any(c.urgent for c in changes))
 
 
 def _variant_for_stock(variant: Variant) -> Variant:
@@ -443,3 +444,308 @@ def bundle_set_components(
     )
     _outbox([bundle.pk])
     return bundle
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Many levels at once (a catalog import, a full stock-take)
+
+_BULK_BATCH = 1000
+
+
+def _batches(items: Sequence[int], size: int = _BULK_BATCH) -> Iterable[Sequence[int]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _insert_rows(
+    model: type[models.Model],
+    fields: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    *,
+    ignore_conflicts: bool = False,
+) -> None:
+    """INSERT plain rows (values ready for the database) with executemany, in batches: for the tens of thousands of
+    ledger, outbox and level rows of an import, about three times faster than bulk_create, which builds a model
+    instance and compiles every value of every row in Python."""
+    meta = model._meta
+    quote = connection.ops.quote_name
+    concrete = [cast("models.Field[Any, Any]", meta.get_field(name)) for name in fields]
+    on_conflict = OnConflict.IGNORE if ignore_conflicts else None
+    sql = "{} {} ({}) VALUES ({}) {}".format(
+        connection.ops.insert_statement(on_conflict=on_conflict),
+        quote(meta.db_table),
+        ", ".join(quote(f.column) for f in concrete),
+        ", ".join(["%s"] * len(concrete)),
+        connection.ops.on_conflict_suffix_sql(concrete, on_conflict, None, None) or "",
+    ).strip()
+    with connection.cursor() as cursor:
+        batch: list[Sequence[Any]] = []
+        for row in rows:
+            batch.append(row)
+            if len(batch) == _BULK_BATCH:
+                cursor.executemany(sql, batch)
+                batch = []
+        if batch:
+            cursor.executemany(sql, batch)
+
+
+def _now_for_db() -> Any:
+    return connection.ops.adapt_datetimefield_value(timezone.now())
+
+
+def _outbox_many(variant_ids: Iterable[int]) -> None:
+    """`_outbox` for thousands of variants: the same rows, read and written in batches, and one wake-up."""
+    ids = sorted(set(variant_ids))
+    if not ids:
+        return
+    from inventory.selectors import available_for  # reads live with the reads
+
+    bundles: set[int] = set()
+    for batch in _batches(ids):
+        bundles.update(
+            BundleComponent.objects.filter(component_id__in=batch).order_by().values_list("bundle_id", flat=True)
+        )
+    ids = sorted(set(ids) | bundles)
+    urgent = False
+    now = _now_for_db()
+    for batch in _batches(ids):
+        available = available_for(batch)
+        thresholds = dict(Variant.objects.filter(pk__in=batch).order_by().values_list("pk", "low_stock_threshold"))
+        changes = [(v, available.get(v, 0) <= thresholds.get(v, 0), now) for v in batch]
+        _insert_rows(StockChange, ("variant", "urgent", "created_at"), changes)
+        urgent = urgent or any(flag for _, flag, _ in changes)
+    from inventory.services_fanout import fanout_signal
+
+    fanout_signal(urgent=urgent)
+
+
+def _lock_pairs(
+    pairs: set[tuple[int, int]], *, create: set[tuple[int, int]]
+) -> dict[tuple[int, int], tuple[int, int, int]]:
+    """Lock the levels of many (variant, location) pairs, creating the missing ones that are in `create`;
+    (variant, location) -> (pk, on hand, allocated). Existing levels are locked first, in one primary-key order
+    across all batches; the levels created here come after them (an INSERT holds its new row's lock until
+    commit)."""
+    variant_ids = sorted({v for v, _ in pairs})
+    location_ids = sorted({loc for _, loc in pairs})
+
+    def find(among: Sequence[int]) -> dict[tuple[int, int], int]:
+        found: dict[tuple[int, int], int] = {}
+        for batch in _batches(among):
+            rows = StockLevel.objects.filter(variant_id__in=batch, location_id__in=location_ids).order_by()
+            for pk, v, loc in rows.values_list("pk", "variant_id", "location_id"):
+                if (v, loc) in pairs:
+                    found[(v, loc)] = pk
+        return found
+
+    def lock(pks: Sequence[int]) -> dict[tuple[int, int], tuple[int, int, int]]:
+        locked: dict[tuple[int, int], tuple[int, int, int]] = {}
+        for batch in _batches(sorted(pks)):
+            rows = StockLevel.objects.select_for_update().filter(pk__in=batch).order_by("pk")
+            for pk, v, loc, on_hand, allocated in rows.values_list(
+                "pk", "variant_id", "location_id", "on_hand", "allocated"
+            ):
+                locked[(v, loc)] = (pk, on_hand, allocated)
+        return locked
+
+    levels = lock(list(find(variant_ids).values()))
+    missing = (pairs - set(levels)) & create
+    if missing:
+        now = _now_for_db()
+        _insert_rows(
+            StockLevel,
+            ("variant", "location", "on_hand", "allocated", "updated_at"),
+            ((v, loc, 0, 0, now) for v, loc in sorted(missing)),
+            ignore_conflicts=True,
+        )
+        created = find(sorted({v for v, _ in missing}))
+        levels.update(lock([pk for pair, pk in created.items() if pair in missing]))
+    return levels
+
+
+@transaction.atomic
+def stock_set_on_hand_bulk(
+    *,
+    targets: Sequence[tuple[int, int, int]],
+    actor: Actor,
+    reason: str = MovementReason.COUNT,
+    reference: str = "",
+    note: str = "",
+    system: str = "system",
+    progress: Callable[[int, int], None] | None = None,
+) -> int:
+    """Set the on-hand quantity of many levels, given as (variant id, location id, on hand): a catalog import or
+    a full stock-take. Each difference is posted as one ledger row; returns how many levels changed.
+
+    All or nothing: a target below 0 or below what is allocated to open orders, a bundle, or a level named twice
+    raises StockError and changes nothing. Levels are locked in primary-key order and moved with F() updates
+    (one UPDATE per batch of levels that move by the same amount), in this one transaction with their ledger
+    and outbox rows.
+    """
+    wanted: dict[tuple[int, int], int] = {}
+    for variant_id, location_id, on_hand in targets:
+        if not isinstance(on_hand, int) or isinstance(on_hand, bool) or on_hand < 0:
+            raise StockError(f"an on-hand quantity must be a whole number of 0 or more, not {on_hand!r}")
+        if (variant_id, location_id) in wanted:
+            raise StockError(f"variant {variant_id} at location {location_id} is given twice")
+        wanted[(variant_id, location_id)] = on_hand
+    if not wanted:
+        return 0
+    variant_ids = sorted({v for v, _ in wanted})
+    for batch in _batches(variant_ids):
+        bundle = Variant.objects.filter(pk__in=batch, is_bundle=True).values_list("sku", flat=True).first()
+        if bundle is not None:
+            raise StockError(f"{bundle} is a bundle: it holds no stock of its own; change its components")
+
+    # A missing level that should hold 0 already does, as far as the ledger is concerned: no row for it.
+    levels = _lock_pairs(set(wanted), create={pair for pair, on_hand in wanted.items() if on_hand})
+    by_delta: dict[int, list[int]] = defaultdict(list)
+    moves: list[tuple[int, int, int, int]] = []  # (level pk, variant, location, delta)
+    short: list[tuple[int, int, int, int]] = []  # (variant, location, wanted, allocated)
+    for (variant_id, location_id), (pk, on_hand, allocated) in sorted(levels.items(), key=lambda item: item[1][0]):
+        target = wanted[(variant_id, location_id)]
+        if target < allocated:
+            short.append((variant_id, location_id, target, allocated))
+        elif target != on_hand:
+            by_delta[target - on_hand].append(pk)
+            moves.append((pk, variant_id, location_id, target - on_hand))
+    if short:
+        skus = dict(Variant.objects.filter(pk__in=[s[0] for s in short[:5]]).values_list("pk", "sku"))
+        codes = dict(Location.objects.filter(pk__in=[s[1] for s in short[:5]]).values_list("pk", "code"))
+        listed = "; ".join(
+            f"{skus[v]} at {codes[loc]}: {want} wanted, {alloc} allocated" for v, loc, want, alloc in short[:5]
+        )
+        more = f" and {len(short) - 5} more" if len(short) > 5 else ""
+        raise StockError(f"on hand cannot go below what is allocated to open orders: {listed}{more}")
+
+    total = len(moves)
+    done = 0
+    now = timezone.now()
+    for delta, pks in sorted(by_delta.items()):
+        for batch in _batches(pks):
+            StockLevel.objects.filter(pk__in=batch).update(on_hand=F("on_hand") + delta, updated_at=now)
+            done += len(batch)
+            if progress is not None:
+                progress(done, total)
+    who = _actor(actor, system)
+    actor_id = who["actor"].pk if who["actor"] is not None else None  # type: ignore[attr-defined]
+    created = _now_for_db()
+    _insert_rows(
+        StockMovement,
+        (
+            "variant",
+            "location",
+            "delta_on_hand",
+            "delta_allocated",
+            "reason",
+            "reference",
+            "note",
+            "actor",
+            "actor_label",
+            "created_at",
+        ),
+        (
+            (
+                variant_id,
+                location_id,
+                delta,
+                0,
+                reason,
+                reference[:100],
+                note[:255],
+                actor_id,
+                who["actor_label"],
+                created,
+            )
+            for _, variant_id, location_id, delta in moves
+        ),
+    )
+    _outbox_many(variant_id for _, variant_id, _, _ in moves)
+    return total
+
+
+@transaction.atomic
+def bundle_set_components_many(
+    *, changes: Sequence[tuple[Variant, Sequence[tuple[Variant, int]]]], actor: Actor, system: str = "system"
+) -> int:
+    """`bundle_set_components` for many bundles at once (a catalog import): the same rules, judged on the state
+    after all of `changes`, one audit row per bundle, the bundles locked in primary-key order and one outbox
+    pass. All or nothing: any broken rule raises StockError and changes nothing. Returns how many changed."""
+    from oms.core.services import audit_record
+
+    new: dict[int, list[tuple[int, int]]] = {}
+    skus: dict[int, str] = {}
+    for bundle, components in changes:
+        if bundle.pk in new:
+            raise StockError(f"{bundle.sku} is given twice")
+        seen: set[int] = set()
+        for component, quantity in components:
+            _positive(quantity, f"the quantity of {component.sku} in {bundle.sku}")
+            if component.pk == bundle.pk:
+                raise StockError(f"{bundle.sku} cannot be a component of itself")
+            if component.pk in seen:
+                raise StockError(f"{component.sku} is listed twice in {bundle.sku}")
+            seen.add(component.pk)
+            skus[component.pk] = component.sku
+        new[bundle.pk] = [(c.pk, q) for c, q in components]
+        skus[bundle.pk] = bundle.sku
+    if not new:
+        return 0
+    ids = sorted(new)
+    for batch in _batches(ids):
+        list(Variant.objects.select_for_update().filter(pk__in=batch).order_by("pk").values_list("pk", flat=True))
+
+    # The state after the change: the new lists, and every other bundle as it is.
+    component_ids = sorted({c for parts in new.values() for c, _ in parts})
+    bundles_now: set[int] = set()
+    used_by: dict[int, set[int]] = defaultdict(set)  # component -> bundles, outside `changes`
+    for batch in _batches(sorted(set(ids) | set(component_ids))):
+        bundles_now.update(Variant.objects.filter(pk__in=batch, is_bundle=True).order_by().values_list("pk", flat=True))
+        for bundle_id, component_id in (
+            BundleComponent.objects.filter(component_id__in=batch).order_by().values_list("bundle_id", "component_id")
+        ):
+            if bundle_id not in new:
+                used_by[component_id].add(bundle_id)
+    for bundle_id, parts in new.items():
+        for component_id, _ in parts:
+            used_by[component_id].add(bundle_id)
+    making = [pk for pk in ids if new[pk]]
+    for pk in making:
+        for component_id, _ in new[pk]:
+            if bool(new[component_id]) if component_id in new else component_id in bundles_now:
+                raise StockError(f"{skus[component_id]} is itself a bundle; nest components one level only")
+        if used_by.get(pk):
+            raise StockError(f"{skus[pk]} is a component of another bundle")
+    for batch in _batches(making):
+        holding = (
+            StockLevel.objects.filter(variant_id__in=batch).exclude(on_hand=0).order_by().values_list("variant_id")
+        )
+        for (pk,) in holding[:1]:
+            raise StockError(f"{skus[pk]} holds stock of its own; move it out before making it a bundle")
+
+    before: dict[int, list[tuple[str, int]]] = defaultdict(list)
+    for batch in _batches(ids):
+        rows = BundleComponent.objects.filter(bundle_id__in=batch).order_by("bundle_id", "component_id")
+        for bundle_id, sku, quantity in rows.values_list("bundle_id", "component__sku", "quantity"):
+            before[bundle_id].append((sku, quantity))
+        BundleComponent.objects.filter(bundle_id__in=batch).delete()
+    BundleComponent.objects.bulk_create(
+        [BundleComponent(bundle_id=b, component_id=c, quantity=q) for b in ids for c, q in new[b]],
+        batch_size=_BULK_BATCH,
+    )
+    now = timezone.now()
+    unmaking = [pk for pk in ids if not new[pk]]
+    for flag, pks in ((True, making), (False, unmaking)):
+        for batch in _batches(pks):
+            Variant.objects.filter(pk__in=batch).update(is_bundle=flag, updated_at=now)
+    for bundle, components in changes:
+        audit_record(
+            actor=actor,
+            verb="variant.bundle",
+            obj=bundle,
+            before={"components": [list(p) for p in before.get(bundle.pk, [])]},
+            after={"components": [(c.sku, q) for c, q in components]},
+            system=system,
+        )
+    _outbox_many(ids)
+    return len(ids)

@@ -18,5 +18,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("oms.core.urls")),
     path("orders/", include("oms.orders.urls")),
+    path("inventory/", include("inventory.urls")),
     path("dashboard/", include("reporting.urls")),
 ]

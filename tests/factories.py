@@ -47,6 +47,8 @@ def ensure_roles() -> None:
 
     roles = importlib.import_module("oms.orders.migrations.0002_roles")
     roles.create_roles(apps, None)
+    # The inventory's permissions (stock, alerts) for the same groups.
+    importlib.import_module("inventory.migrations.0002_roles").grant(apps, None)
 
 
 def sales_channel(**overrides: Any) -> SalesChannel:

@@ -1,4 +1,5 @@
-"""Template context shared by every staff page: the navigation the user's permissions allow, and who they are."""
+"""Template context shared by every staff page: the navigation the user's permissions allow, who they are, and
+their unread alerts (the bell)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from typing import Any
 
 from django.http import HttpRequest
 from django.urls import reverse
+
+from oms.core.selectors import ALERTS_PERM
 
 
 @dataclass(frozen=True)
@@ -24,6 +27,9 @@ NAV_SCREENS: tuple[tuple[str, str, str, str, str], ...] = (
     ("customers", "Customers", "orders:customer-list", "orders.view_customer", "/orders/customers/"),
     ("channels", "Channels & syncs", "orders:channel-list", "orders.view_syncrun", "/orders/channels/"),
     ("packing", "Packing", "orders:packing", "orders.view_packing_queue", "/orders/packing/"),
+    ("stock", "Stock", "inventory:sku-list", "inventory.view_stock", "/inventory/"),
+    ("catalog", "Catalog import", "inventory:catalog-import", "inventory.import_catalog", "/inventory/catalog/"),
+    ("alerts", "Alerts", "alert-list", "core.view_alerts", "/alerts/"),
     ("admin", "Django admin", "admin:index", "staff", "/admin/"),
 )
 
@@ -43,7 +49,7 @@ def role_label(user: Any) -> str:
 def navigation(request: HttpRequest) -> dict[str, Any]:
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
-        return {"nav_items": [], "nav_role": ""}
+        return {"nav_items": [], "nav_role": "", "can_see_alerts": False}
     allowed = []
     for key, label, url_name, perm, prefix in NAV_SCREENS:
         if perm == "staff" and not user.is_staff:
@@ -56,4 +62,9 @@ def navigation(request: HttpRequest) -> dict[str, Any]:
     matches = [prefix for *_, prefix in allowed if path.startswith(prefix)]
     active_prefix = max(matches, key=len) if matches else None
     items = [NavItem(key=k, label=lbl, url=url, active=prefix == active_prefix) for k, lbl, url, prefix in allowed]
-    return {"nav_items": items, "nav_role": role_label(user)}
+    return {
+        "nav_items": items,
+        "nav_role": role_label(user),
+        # The bell loads its count with htmx (core.views.alert_bell): no page pays a query for it.
+        "can_see_alerts": user.has_perm(ALERTS_PERM),
+    }

@@ -92,6 +92,7 @@ class WorkList:
     batch: int = 25
     lease_seconds: int = 120
     max_seconds: float = 60.0  # a drainer hands over to a fresh job after this long, so no job runs forever
+    yield_to: tuple[str, ...] = ("high",)  # queues whose waiting jobs make a drainer hand over between batches
 
     @property
     def key(self) -> str:
@@ -145,6 +146,10 @@ def worklist_push_after_commit(worklist: WorkList, *ids: int) -> None:
     transaction.on_commit(lambda: worklist_push(worklist, *ids), robust=True)
 
 
+def _more_urgent_work(worklist: WorkList) -> bool:
+    return any(get_queue(name).count for name in worklist.yield_to if name != worklist.queue)
+
+
 def worklist_drain(name: str, slot: int = 0) -> int:
     """The drainer job: pop batches and call the handler on each id until the list is empty. Returns how many."""
     worklist = WORKLISTS[name]
@@ -154,8 +159,8 @@ def worklist_drain(name: str, slot: int = 0) -> int:
     started = time.monotonic()
     done = 0
     while True:
-        if done and time.monotonic() - started > worklist.max_seconds:
-            # Hand over to a fresh job rather than run for ever; whatever is left waits for it.
+        if done and (time.monotonic() - started > worklist.max_seconds or _more_urgent_work(worklist)):
+            # Hand over to a fresh job (behind the urgent ones) rather than run for ever.
             conn.delete(slot_key)
             claimed = conn.llen(worklist.key) and conn.set(slot_key, 1, nx=True, ex=worklist.lease_seconds)
             if claimed and not _start_drainer(worklist, slot):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
@@ -173,10 +173,12 @@ def alert_raise(
     channel: SalesChannel | None = None,
     link: str = "",
     dedupe_key: str = "",
+    email: bool = True,
 ) -> Alert:
     """Raise an alert, or bump the open one with the same `dedupe_key` (it becomes unread again).
 
-    A new alert is e-mailed to the managers who may see it once the transaction commits.
+    A new alert is e-mailed to the managers who may see it once the transaction commits, unless `email` is
+    False (many alerts at once, which the caller sums up in one e-mailed alert instead).
     """
     from oms.core.queue import enqueue_after_commit
 
@@ -203,8 +205,45 @@ def alert_raise(
             dedupe_key=dedupe_key[:191],
             last_raised_at=now,
         )
-        enqueue_after_commit(ALERT_EMAIL_JOB, alert.pk, queue="low")
+        if email:
+            enqueue_after_commit(ALERT_EMAIL_JOB, alert.pk, queue="low")
     return alert
+
+
+def alert_raise_many(*, alerts: Sequence[Alert], email: bool = False, batch: int = 1000) -> int:
+    """`alert_raise` for many problems at once (one per mismatch a reconciliation found): unsaved Alert rows are
+    inserted in batches; one whose `dedupe_key` already has an open alert bumps that one instead. Not e-mailed
+    unless `email` (the caller sends one summary). Returns how many were created."""
+    from oms.core.queue import enqueue_after_commit
+
+    now = timezone.now()
+    created = 0
+    with transaction.atomic():
+        for start in range(0, len(alerts), batch):
+            chunk = list(alerts[start : start + batch])
+            keys = {a.dedupe_key[:191] for a in chunk if a.dedupe_key}
+            already = set(
+                Alert.objects.filter(dedupe_key__in=keys, resolved_at__isnull=True).values_list("dedupe_key", flat=True)
+            )
+            if already:
+                bumped = Alert.objects.filter(dedupe_key__in=already, resolved_at__isnull=True)
+                AlertReceipt.objects.filter(alert__in=bumped).delete()
+                bumped.update(occurrences=F("occurrences") + 1, last_raised_at=now)
+            fresh = []
+            for alert in chunk:
+                alert.dedupe_key = alert.dedupe_key[:191]
+                if alert.dedupe_key and alert.dedupe_key in already:
+                    continue
+                alert.title, alert.link, alert.last_raised_at = alert.title[:200], alert.link[:300], now
+                fresh.append(alert)
+                already.add(alert.dedupe_key)  # the same key twice in one call: one alert
+            Alert.objects.bulk_create(fresh)
+            created += len(fresh)
+            if email:
+                for alert in fresh:
+                    if alert.pk is not None:
+                        enqueue_after_commit(ALERT_EMAIL_JOB, alert.pk, queue="low")
+    return created
 
 
 def alert_resolve(*, dedupe_key: str) -> int:
@@ -212,6 +251,18 @@ def alert_resolve(*, dedupe_key: str) -> int:
     if not dedupe_key:
         return 0
     return Alert.objects.filter(dedupe_key=dedupe_key, resolved_at__isnull=True).update(resolved_at=timezone.now())
+
+
+def alert_resolve_many(*, dedupe_keys: Iterable[str], batch: int = 1000) -> int:
+    """`alert_resolve` for many problems at once (a reconciliation's mismatches gone), in batches."""
+    keys = sorted({key for key in dedupe_keys if key})
+    now = timezone.now()
+    resolved = 0
+    for start in range(0, len(keys), batch):
+        resolved += Alert.objects.filter(dedupe_key__in=keys[start : start + batch], resolved_at__isnull=True).update(
+            resolved_at=now
+        )
+    return resolved
 
 
 def alert_mark_read(*, user: User, alerts: Iterable[Alert]) -> int:

@@ -28,7 +28,9 @@ from channels_adapters.base import (
     InvalidPayload,
     WebhookEnvelope,
 )
+from inventory.channels import adapter_for_channel
 from inventory.services import LineRequest, stock_allocate, stock_release, stock_ship
+from inventory.services_fanout import stock_level_reported
 from oms.core.models import InboundEvent, SalesChannel
 from oms.core.queue import (
     WorkList,
@@ -40,7 +42,6 @@ from oms.core.queue import (
     worklist_register,
 )
 from oms.core.services import Actor, acting_user, actor_label_for, alert_raise, alert_resolve, audit_record
-from inventory.channels import adapter_for_channel
 from oms.orders.models import (
     Address,
     Customer,
@@ -730,6 +731,16 @@ def _inbound_event_process(event_id: int) -> str:
                 event.last_error = f"{type(exc).__name__}: {exc}"[:2000]
             else:
                 event.status = InboundEvent.Status.PROCESSED
+                event.last_error = ""
+        elif event.topic in adapter.stock_topics:
+            try:
+                stock = adapter.parse_stock_update(json.loads(event.body))
+            except (InvalidPayload, ValueError) as exc:
+                event.status = InboundEvent.Status.FAILED
+                event.last_error = f"{type(exc).__name__}: {exc}"[:2000]
+            else:
+                outcome = stock_level_reported(channel=event.channel, stock=stock)
+                event.status = InboundEvent.Status.PROCESSED if outcome != "unknown" else InboundEvent.Status.IGNORED
                 event.last_error = ""
         elif event.topic in adapter.deferred_topics:
             event.status = InboundEvent.Status.DEFERRED

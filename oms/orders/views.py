@@ -21,6 +21,7 @@ from django.views.decorators.http import require_POST, require_safe
 
 from oms.core.models import InboundEvent, SalesChannel
 from oms.core.queue import enqueue_after_commit
+from oms.core.spreadsheet import EchoWriter, csv_safe
 from oms.core.views import htmx_toast, staff_view
 from oms.orders import selectors, services
 from oms.orders.forms import (
@@ -66,22 +67,6 @@ def order_list(request: HttpRequest) -> HttpResponse:
             "show_channel": len(channels) > 1,
         },
     )
-
-
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def csv_safe(value: Any) -> str:
-    """A cell a spreadsheet will not run as a formula: text starting with = + - @ (or tab/CR) gets a quote."""
-    text = "" if value is None else str(value)
-    return f"'{text}" if text.startswith(_FORMULA_STARTS) else text
-
-
-class _Echo:
-    """csv.writer needs a file; this one hands each encoded row straight back to the generator."""
-
-    def write(self, value: str) -> str:
-        return value
 
 
 EXPORT_HEADER = [
@@ -141,7 +126,7 @@ def order_export(request: HttpRequest) -> HttpResponseBase:
         # The list shows what is wrong with the filters; an export of something else would mislead.
         return HttpResponseRedirect(f"{reverse('orders:order-list')}?{request.GET.urlencode()}")
     filters = form.filters()
-    writer = csv.writer(_Echo())
+    writer = csv.writer(EchoWriter())
 
     def rows() -> Iterator[str]:
         yield "\ufeff"  # so that spreadsheets read the file as UTF-8

@@ -8,8 +8,8 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from channels_adapters.base import InvalidPayload, InvalidSignature
-from oms.core.selectors import channel_for_webhook
 from inventory.channels import adapter_for_channel
+from oms.core.selectors import channel_for_webhook
 from oms.orders.services import inbound_event_store
 
 

@@ -155,6 +155,8 @@ FIELD_ENCRYPTION_KEYS: list[str] = env.list("FIELD_ENCRYPTION_KEYS", default=[])
 WEBHOOK_MAX_BODY_BYTES = 1024 * 1024
 # An inbox row still pending after this long was never picked up (Redis was down): the sweeper re-enqueues it.
 INBOX_SWEEP_AFTER_SECONDS = env.int("INBOX_SWEEP_AFTER_SECONDS", default=120)
+# An inventory webhook that disagrees with the master counts as drift only after this long with no push to explain it.
+STOCK_DRIFT_GRACE_SECONDS = env.int("STOCK_DRIFT_GRACE_SECONDS", default=120)
 INBOX_MAX_ATTEMPTS = 8
 ORDER_BACKFILL_OVERLAP_SECONDS = 300
 

@@ -16,13 +16,26 @@ from tests.factories import ingested_order, sales_channel, staff_user
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-NAV = ["Dashboard", "Orders", "Customers", "Channels & syncs", "Packing", "Django admin"]
+NAV = [
+    "Dashboard",
+    "Orders",
+    "Customers",
+    "Channels & syncs",
+    "Packing",
+    "Stock",
+    "Catalog import",
+    "Alerts",
+    "Django admin",
+]
 HEADINGS = {
     "Dashboard": "Dashboard",
     "Orders": "Orders",
     "Customers": "Customers",
     "Channels & syncs": "Channels & syncs",
     "Packing": "Packing",
+    "Stock": "Stock",
+    "Catalog import": "Catalog import and export",
+    "Alerts": "Alerts",
 }
 
 
@@ -53,8 +66,13 @@ def shop():
     ("role", "username", "landing", "allowed"),
     [
         ("Admin", "ada-admin", "Dashboard", NAV),
-        ("Manager", "max-manager", "Dashboard", ["Dashboard", "Orders", "Customers", "Channels & syncs"]),
-        ("Warehouse", "wim-warehouse", "Dashboard", ["Dashboard", "Orders", "Packing"]),
+        (
+            "Manager",
+            "max-manager",
+            "Dashboard",
+            ["Dashboard", "Orders", "Customers", "Channels & syncs", "Stock", "Catalog import", "Alerts"],
+        ),
+        ("Warehouse", "wim-warehouse", "Dashboard", ["Dashboard", "Orders", "Packing", "Stock", "Alerts"]),
         ("Packer", "pia-packer", "Packing", ["Packing"]),
     ],
     ids=["admin", "manager", "warehouse", "packer"],

@@ -1648,6 +1648,21 @@ class ShopifyEmulator:
             level["updated_at"] = _graphql_now()
             self._queue_level_webhooks([key])
 
+    def delete_product(self, product: Any) -> None:
+        """The merchant deleted a product (productDelete): its variants, inventory items and levels go with it.
+        `product` is a gid, a number, or what add_product returned."""
+        value = product.get("product_id") if isinstance(product, Mapping) else product
+        product_id = gid_number(value, "Product")
+        with self._lock:
+            record = self._products.pop(product_id or -1, None)
+            if record is None:
+                raise KeyError(f"no product {product!r}")
+            for variant_id in record["variant_ids"]:
+                item_id = self._variants.pop(variant_id)["inventory_item_id"]
+                self._items.pop(item_id, None)
+                for key in [key for key in self._levels if key[0] == item_id]:
+                    del self._levels[key]
+
     def available(self, item: Any, *, location: str | None = None) -> int:
         return self.quantities(item, location=location)["available"]
 

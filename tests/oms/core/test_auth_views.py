@@ -114,10 +114,26 @@ def test_home_for_a_user_without_a_role_is_forbidden(client, db):
 @pytest.mark.parametrize(
     ("fixture", "visible", "hidden"),
     [
-        ("admin_user", ["dashboard", "orders", "customers", "channels", "packing", "admin"], []),
-        ("manager", ["dashboard", "orders", "customers", "channels"], ["packing", "admin"]),
-        ("warehouse_user", ["dashboard", "orders", "packing"], ["customers", "channels", "admin"]),
-        ("packer", ["packing"], ["dashboard", "orders", "customers", "channels", "admin"]),
+        (
+            "admin_user",
+            ["dashboard", "orders", "customers", "channels", "packing", "stock", "catalog", "alerts", "admin"],
+            [],
+        ),
+        (
+            "manager",
+            ["dashboard", "orders", "customers", "channels", "stock", "catalog", "alerts"],
+            ["packing", "admin"],
+        ),
+        (
+            "warehouse_user",
+            ["dashboard", "orders", "packing", "stock", "alerts"],
+            ["customers", "channels", "catalog", "admin"],
+        ),
+        (
+            "packer",
+            ["packing"],
+            ["dashboard", "orders", "customers", "channels", "stock", "catalog", "alerts", "admin"],
+        ),
     ],
 )
 def test_navigation_shows_only_what_the_role_may_open(client, request, fixture, visible, hidden):

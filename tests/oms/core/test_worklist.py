@@ -88,3 +88,15 @@ def test_inline_mode_runs_the_handler_at_once(settings):
     HANDLED.clear()
     assert worklist_push(LIST, 7, 8)
     assert HANDLED == [7, 8]
+
+
+def test_a_drainer_hands_over_when_urgent_jobs_wait(redis_queues):
+    conn = redis_queues.connection
+    conn.set(LIST.slot_key(0), 1)
+    worklist_push(LIST, *range(300, 330))
+    get_queue("high").enqueue("tests.oms.core.test_worklist.record", 1)  # a stock push waiting
+    assert worklist_drain(LIST.name, 0) == 10  # one batch, then make way
+    assert redis_queues.count == 2  # its successor (and the helper slot 1) wait behind the urgent job
+    get_queue("high").empty()
+    SimpleWorker([redis_queues], connection=redis_queues.connection).work(burst=True)
+    assert sorted(HANDLED) == list(range(300, 330))

@@ -5,8 +5,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.core.management import CommandError, call_command
 
-from oms.core.models import SalesChannel
 from inventory.channels import channel_configure
+from oms.core.models import SalesChannel
 from oms.orders.models import Order, SyncRun
 from oms.orders.services import backfills_due, channel_sync_orders
 from tests.emulators.shopify import ShopifyEmulator

@@ -270,3 +270,29 @@ def test_two_deliveries_of_one_order_racing_store_it_once(needs_server_db):
         assert statuses == [200, 200]
         assert Order.objects.filter(channel=channel, external_id=str(payload["id"])).count() == 1
     assert InboundEvent.objects.filter(status="processed").count() == 8
+
+
+@pytest.mark.django_db
+def test_inventory_webhooks_are_recognised_as_echo_or_noted(client, channel):
+    from inventory.models import ChannelListing, Variant
+
+    payload = json.loads((FIXTURES / "inventory_levels_update.json").read_text())
+    listing = ChannelListing.objects.create(
+        channel=channel,
+        variant=Variant.objects.get(sku="MUG-BLUE"),
+        external_id="gid://shopify/InventoryItem/47393211465814",
+        last_pushed_quantity=7,
+    )
+    assert deliver(client, channel, "inventory_levels/update", payload, event_id="inv-1").status_code == 200
+    assert InboundEvent.objects.get(event_key__contains="inv-1").status == InboundEvent.Status.PROCESSED
+    listing.refresh_from_db()
+    assert listing.last_seen_quantity == 7  # our own value: an echo
+
+    drifted = {**payload, "available": 3}
+    assert deliver(client, channel, "inventory_levels/update", drifted, event_id="inv-2").status_code == 200
+    listing.refresh_from_db()
+    assert listing.last_seen_quantity == 3  # noted for the drift sweep
+
+    unknown = {**payload, "inventory_item_id": 1}
+    assert deliver(client, channel, "inventory_levels/update", unknown, event_id="inv-3").status_code == 200
+    assert InboundEvent.objects.get(event_key__contains="inv-3").status == InboundEvent.Status.IGNORED

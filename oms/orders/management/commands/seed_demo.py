@@ -18,14 +18,18 @@ from typing import Any
 from django.contrib.auth.models import Group, User
 from django.core.management.base import BaseCommand
 from django.db import transaction
+from django.urls import reverse
 from django.utils import timezone
 from guardian.shortcuts import assign_perm
 
 from channels_adapters.base import ChannelAddress, ChannelCustomer, ChannelLine, ChannelOrder, PaymentStatus
-from inventory.models import Bin, ChannelListing, Location, Product, Variant
-from inventory.services import bundle_set_components, stock_receive
-from oms.core.models import SalesChannel
 from inventory.channels import channel_configure
+from inventory.models import Bin, ChannelListing, Location, MismatchKind, Product, StockMismatch, Variant
+from inventory.selectors import listing_quantities
+from inventory.services import bundle_set_components, stock_receive
+from inventory.services_reconcile import mismatch_alert_key
+from oms.core.models import SalesChannel
+from oms.core.services import alert_raise
 from oms.orders.models import Order, OrderStatus
 from oms.orders.services import order_ingest, order_transition
 
@@ -269,6 +273,7 @@ class Command(BaseCommand):
             created = self._ingest(channels[spec.slug], planned, now)
             created_total += created
             self.stdout.write(f"{spec.name}: {created} new order(s), {len(planned) - created} already there")
+        self._mismatches(channels)
         self._staff(channels)
         self.stdout.write(self.style.SUCCESS(f"Demo data ready: {created_total} order(s) added."))
 
@@ -533,6 +538,58 @@ class Command(BaseCommand):
         path = [OrderStatus.PICKING, OrderStatus.PACKED, OrderStatus.SHIPPED, OrderStatus.DELIVERED]
         for step in path[: path.index(target) + 1]:
             order = order_transition(order=order, to=step, actor=None, system="seed_demo")
+
+    def _mismatches(self, channels: dict[str, SalesChannel]) -> None:
+        """Two stock mismatches for the mismatches screen and the bell: a drift on the EU shop (so that the
+        manager limited to it sees one) and a SKU the US shop sells that the master does not know."""
+        if StockMismatch.objects.filter(source="seed_demo").exists():
+            return
+        eu, us = channels["atelier-eu"], channels["atelier-us"]
+        listing = ChannelListing.objects.filter(channel=eu, variant__sku="CANDLE-CEDAR").first()
+        rows = []
+        if listing is not None:
+            allowed = listing_quantities([listing])[listing.pk]
+            rows.append(
+                StockMismatch(
+                    channel=eu,
+                    kind=MismatchKind.QUANTITY_DRIFT,
+                    listing=listing,
+                    variant=listing.variant,
+                    sku=listing.variant.sku,
+                    external_id=listing.external_id,
+                    master_quantity=allowed,
+                    channel_quantity=max(allowed - 3, 0),
+                    last_pushed_quantity=allowed,
+                    source="seed_demo",
+                )
+            )
+        rows.append(
+            StockMismatch(
+                channel=us,
+                kind=MismatchKind.UNKNOWN_SKU,
+                sku="MUG-SPECKLED",
+                external_id="gid://shopify/InventoryItem/9990001",
+                channel_quantity=4,
+                source="seed_demo",
+            )
+        )
+        for mismatch in rows:
+            mismatch.save()
+            what = mismatch.sku
+            title = (
+                f"{what} shows {mismatch.channel_quantity} on {mismatch.channel.name}; "
+                f"the master allows {mismatch.master_quantity}"
+                if mismatch.kind == MismatchKind.QUANTITY_DRIFT
+                else f"{mismatch.channel.name} lists {what}, unknown to the master"
+            )
+            alert_raise(
+                kind="stock.mismatch",
+                title=title,
+                channel=mismatch.channel,
+                link=f"{reverse('inventory:mismatch-list')}?channel={mismatch.channel_id}&kind={mismatch.kind}",
+                dedupe_key=mismatch_alert_key(mismatch.pk),
+            )
+        self.stdout.write(f"Stock: {len(rows)} demo mismatch(es) to resolve on the mismatches screen")
 
     # ----------------------------------------------------------------------------------------------------
 
