@@ -6,7 +6,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
-from django.db import close_old_connections, connection
+from django.db import connection
 from rq import Retry
 
 from channels_adapters.base import ChannelError
@@ -31,7 +31,9 @@ def stock_fanout() -> dict[str, int] | Retry:
     if not channels:
         return {}
     failed: list[str] = []
-    threaded = len(channels) > 1 and not settings.OMS_JOBS_INLINE  # inline: one connection sees the transaction
+    # Threads each open their own connection: only outside a transaction (a job, not inline in a request's
+    # on_commit or a test) can they see what the caller wrote.
+    threaded = len(channels) > 1 and not settings.OMS_JOBS_INLINE and not connection.in_atomic_block
 
     def push(channel: SalesChannel) -> tuple[str, int]:
         try:
@@ -50,7 +52,6 @@ def stock_fanout() -> dict[str, int] | Retry:
     else:
         with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_CHANNELS, len(channels))) as pool:
             results = dict(pool.map(push, channels))
-    close_old_connections()
     if failed:
         return Retry(max=3, interval=[2, 10, 60])
     return results

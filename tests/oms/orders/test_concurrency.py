@@ -9,7 +9,7 @@ from django.db import connection
 from channels_adapters.base import PaymentStatus
 from oms.orders.models import Customer, Order, OrderLine
 from oms.orders.services import order_ingest
-from tests.factories import channel_order, sales_channel
+from tests.factories import channel_order, sales_channel, shop_catalog
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.server]
 
@@ -48,6 +48,7 @@ def test_eight_concurrent_ingests_of_one_order_store_it_once(needs_server_db):
 
 
 def test_create_and_paid_racing_end_paid(needs_server_db):
+    shop_catalog()  # the flush took the catalog: without it the orders would wait on unknown SKUs
     channel = sales_channel(slug="race-shop-2")
     for _ in range(5):
         created = channel_order(payment_status=PaymentStatus.PENDING)
