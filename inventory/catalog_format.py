@@ -8,7 +8,6 @@ from __future__ import annotations
 import csv
 import io
 import re
-import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -190,40 +189,26 @@ def _open_csv(data: bytes, name: str) -> CatalogFile:
 
 
 def _open_xlsx(data: bytes, name: str) -> CatalogFile:
-    from openpyxl import load_workbook
+    """The first sheet, read with calamine (openpyxl takes some 20 s for 33,000 rows; calamine under one)."""
+    from python_calamine import CalamineWorkbook
 
-    def workbook() -> Any:
-        try:
-            return load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-        except zipfile.BadZipFile:
-            raise CatalogFileError("The file is not a readable Excel workbook (.xlsx).") from None
-        except Exception as exc:  # openpyxl fails on odd workbooks with many kinds of error
-            raise CatalogFileError(f"The file is not a readable Excel workbook (.xlsx): {exc}.") from None
+    try:
+        book = CalamineWorkbook.from_filelike(io.BytesIO(data))
+        if not book.sheet_names:
+            raise CatalogFileError("The workbook has no sheet.")
+        # skip_empty_area=False: leading empty rows stay, so row numbers are the ones the spreadsheet shows.
+        values: list[list[Any]] = book.get_sheet_by_index(0).to_python(skip_empty_area=False)
+    except CatalogFileError:
+        raise
+    except Exception as exc:  # calamine's errors name the broken part of the file
+        raise CatalogFileError(f"The file is not a readable Excel workbook (.xlsx): {exc}.") from None
 
     def read() -> Iterator[list[Any]]:
-        book = workbook()
-        try:
-            for values in book.worksheets[0].iter_rows(values_only=True):
-                yield list(values)
-        except CatalogFileError:
-            raise
-        except Exception as exc:
-            raise CatalogFileError(f"The workbook cannot be read to its end: {exc}.") from None
-        finally:
-            book.close()
+        yield from values
 
-    book = workbook()
-    try:
-        if not book.worksheets:
-            raise CatalogFileError("The workbook has no sheet.")
-        sheet = book.worksheets[0]
-        header = next(sheet.iter_rows(max_row=1, values_only=True), None)
-        estimate = max((sheet.max_row or 2) - 1, 1)
-    finally:
-        book.close()
-    columns = _normalise_header(list(header or []))
+    columns = _normalise_header(values[0] if values else [])
     _check_header(columns)
-    return CatalogFile(name, "xlsx", columns, estimate, read)
+    return CatalogFile(name, "xlsx", columns, max(len(values) - 1, 1), read)
 
 
 def open_catalog(data: bytes, name: str) -> CatalogFile:

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterator
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 from django.core.cache import cache
 from django.db.models import QuerySet
+from django.utils import timezone
 
 from inventory.catalog_format import format_components, format_money, header_for
 from inventory.models import BundleComponent, CatalogImport, Location, StockLevel, Variant
-from inventory.services_catalog import progress_key
+from inventory.services_catalog import JOB_TIMEOUT, progress_key
 
 _BATCH = 1000
 
@@ -87,14 +89,21 @@ def catalog_import_get(*, pk: int) -> CatalogImport:
 ACTIVE_STATUSES = (CatalogImport.Status.CHECKING, CatalogImport.Status.QUEUED, CatalogImport.Status.IMPORTING)
 
 
+STALLED_AFTER = timedelta(seconds=JOB_TIMEOUT + 300)
+
+
 def catalog_import_progress(record: CatalogImport) -> dict[str, Any]:
-    """What the progress bar shows: a label and a percentage; 100 once the record reached an end state."""
+    """What the progress bar shows: a label and a percentage; 100 once the record reached an end state. A job
+    that has run longer than its timeout died with its worker (its transaction rolled back): stalled."""
     if record.status not in ACTIVE_STATUSES:
-        return {"label": record.get_status_display(), "percent": 100, "active": False}
+        return {"label": record.get_status_display(), "percent": 100, "active": False, "stalled": False}
+    if timezone.now() - (record.started_at or record.created_at) > STALLED_AFTER:
+        return {"label": "Stalled", "percent": 0, "active": False, "stalled": True}
     stored = cache.get(progress_key(record.pk)) or {}
     default = "Waiting for a worker" if record.started_at is None else "Working"
     return {
         "label": stored.get("label", default),
         "percent": min(int(stored.get("percent", 0)), 99),
         "active": True,
+        "stalled": False,
     }

@@ -572,7 +572,7 @@ def stock_set_on_hand_bulk(
     reference: str = "",
     note: str = "",
     system: str = "system",
-    progress: Callable[[int, int], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,  # (stages done, stages): locked, moved, ledger, outbox
 ) -> int:
     """Set the on-hand quantity of many levels, given as (variant id, location id, on hand): a catalog import or
     a full stock-take. Each difference is posted as one ledger row; returns how many levels changed.
@@ -599,6 +599,8 @@ def stock_set_on_hand_bulk(
 
     # A missing level that should hold 0 already does, as far as the ledger is concerned: no row for it.
     levels = _lock_pairs(set(wanted), create={pair for pair, on_hand in wanted.items() if on_hand})
+    if progress is not None:
+        progress(1, 4)
     by_delta: dict[int, list[int]] = defaultdict(list)
     moves: list[tuple[int, int, int, int]] = []  # (level pk, variant, location, delta)
     short: list[tuple[int, int, int, int]] = []  # (variant, location, wanted, allocated)
@@ -619,14 +621,12 @@ def stock_set_on_hand_bulk(
         raise StockError(f"on hand cannot go below what is allocated to open orders: {listed}{more}")
 
     total = len(moves)
-    done = 0
     now = timezone.now()
     for delta, pks in sorted(by_delta.items()):
         for batch in _batches(pks):
             StockLevel.objects.filter(pk__in=batch).update(on_hand=F("on_hand") + delta, updated_at=now)
-            done += len(batch)
-            if progress is not None:
-                progress(done, total)
+    if progress is not None:
+        progress(2, 4)
     who = _actor(actor, system)
     actor_id = who["actor"].pk if who["actor"] is not None else None  # type: ignore[attr-defined]
     created = _now_for_db()
@@ -660,7 +660,11 @@ def stock_set_on_hand_bulk(
             for _, variant_id, location_id, delta in moves
         ),
     )
+    if progress is not None:
+        progress(3, 4)
     _outbox_many(variant_id for _, variant_id, _, _ in moves)
+    if progress is not None:
+        progress(4, 4)
     return total
 
 

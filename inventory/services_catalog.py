@@ -143,6 +143,8 @@ class CatalogPlan:
         return not self.errors
 
     def summary(self) -> dict[str, int]:
+        if self.errors:  # nothing would change: only what was read
+            return {"rows": self.rows}
         created = sum(1 for line in self.lines if line.current is None)
         updated = sum(
             1
@@ -172,7 +174,13 @@ SUMMARY_LABELS = {
 
 
 def summary_text(summary: dict[str, int]) -> str:
-    return ", ".join(f"{summary.get(key, 0):,} {label}" for key, label in SUMMARY_LABELS.items())
+    """'33,000 rows read, 1 product created, ...' for the command line."""
+    parts = []
+    for key, label in SUMMARY_LABELS.items():
+        count = summary.get(key, 0)
+        noun, _, rest = label.partition(" ")
+        parts.append(f"{count:,} {noun[:-1] if count == 1 else noun} {rest}")
+    return ", ".join(parts)
 
 
 def _batches(items: Sequence[Any], size: int = _BATCH) -> Iterable[Sequence[Any]]:
@@ -542,43 +550,41 @@ def _apply(plan: CatalogPlan, *, actor: Actor, reference: str, note: str, progre
             product.save()
     product_ids = {(p.title, p.vendor): p.pk for p in products}
 
-    report("Creating and updating variants", 0.1)
     lines = plan.lines
-    new = [line for line in lines if line.current is None]
-    created = Variant.objects.bulk_create(
-        [
-            Variant(
-                product_id=line.product_id or product_ids[line.product_key or ("", "")], sku=line.sku, **line.values
-            )
-            for line in new
-        ],
-        batch_size=_BATCH,
-    )
-    variant_ids = dict(plan.other_variants)
-    variant_ids.update({line.current.sku: line.current.pk for line in lines if line.current is not None})
-    variant_ids.update({v.sku: v.pk for v in created if v.pk is not None})
-    missing = [v.sku for v in created if v.pk is None]
-    for batch in _batches(missing):
-        variant_ids.update(Variant.objects.filter(sku__in=batch).order_by().values_list("sku", "pk"))
-
+    product_of = {
+        line.sku: line.product_id or product_ids[line.product_key or ("", "")] for line in lines if line.row > 0
+    }
     # Changed variants: one upsert per set of changed fields (far fewer statements than an UPDATE per row).
     by_fields: dict[tuple[str, ...], list[Variant]] = defaultdict(list)
     for line in lines:
         current = line.current
         if current is None:
+            by_fields[()].append(Variant(product_id=product_of[line.sku], sku=line.sku, **line.values))
             continue
-        product_id = line.product_id or product_ids[line.product_key or ("", "")]
-        fields = [*line.changed, *(["product_id"] if product_id != current.product_id else [])]
+        fields = [*line.changed, *(["product_id"] if product_of[line.sku] != current.product_id else [])]
         if fields:
             values = {**current.values, **line.values}
             by_fields[(*sorted(fields), "updated_at")].append(
-                Variant(pk=current.pk, product_id=product_id, sku=current.sku, **values)
+                Variant(pk=current.pk, product_id=product_of[line.sku], sku=current.sku, **values)
             )
     target = ["pk"] if connection.features.supports_update_conflicts_with_target else None
+    todo = sum(len(variants) for variants in by_fields.values())
+    done = 0
+    created: list[Variant] = []
     for names, variants in by_fields.items():
-        Variant.objects.bulk_create(
-            variants, batch_size=_BATCH, update_conflicts=True, unique_fields=target, update_fields=list(names)
-        )
+        for batch in _batches(variants):
+            if names:
+                Variant.objects.bulk_create(batch, update_conflicts=True, unique_fields=target, update_fields=names)
+            else:
+                created += Variant.objects.bulk_create(batch)
+            done += len(batch)
+            report("Creating and updating variants", 0.05 + 0.2 * done / todo)
+    variant_ids = dict(plan.other_variants)
+    variant_ids.update({line.current.sku: line.current.pk for line in lines if line.current is not None})
+    variant_ids.update({v.sku: v.pk for v in created if v.pk is not None})
+    missing = [v.sku for v in created if v.pk is None]  # MySQL returns no ids from a bulk insert
+    for batch in _batches(missing):
+        variant_ids.update(Variant.objects.filter(sku__in=batch).order_by().values_list("sku", "pk"))
 
     def variants_by_sku(skus: Iterable[str]) -> dict[str, Variant]:
         pks = sorted({variant_ids[s] for s in skus})

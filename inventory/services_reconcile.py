@@ -19,6 +19,13 @@ An item whose SKU matches a variant without a listing on the channel is linked (
 listing whose item the channel no longer returns is moved to it) and then compared; the run's summary says so.
 Open mismatches not found again are resolved as "gone". A dismissed finding stays dismissed: the same unknown
 SKU, duplicate or missing listing is not reported again, and a drift only when its quantities change.
+
+The channel's stock_drift_policy acts on drift only: "correct" marks the listings pending (the fan-out pushes
+the master's quantity) and resolves them as corrected; "accept" books the channel's change as a "correction"
+ledger row and resolves them as accepted, refusing (left open, with the reason in the note and the alert) what
+cannot be booked; a channel still showing what we last pushed is corrected instead, since it did not change.
+"alert" only records. Each new mismatch left open gets an alert of its own, not e-mailed; each run with news
+sends one e-mailed summary.
 """
 
 from __future__ import annotations
@@ -54,6 +61,7 @@ from inventory.models import (
     Variant,
 )
 from inventory.selectors import ListingRules, listing_quantities
+from inventory.selectors_reconcile import channel_listing_quantities
 from inventory.services import StockError, stock_adjust
 from inventory.services_fanout import listings_mark_pending
 from oms.core.models import Alert, DriftPolicy, SalesChannel
@@ -71,10 +79,11 @@ from oms.core.services import (
 logger = logging.getLogger(__name__)
 
 RECONCILE_JOB = "inventory.jobs.channel_reconcile"
-JOB_TIMEOUT = 4 * 3600  # a large catalog on a slow plan's rate limit takes a while; the lock is renewed per page
-LOCK_SECONDS = 600  # renewed after every page, so a killed worker blocks the channel for ten minutes at most
+JOB_TIMEOUT = 4 * 3600  # a large catalog within a slow plan's rate limit takes a while
+LOCK_SECONDS = 600  # renewed as the run goes, so a killed worker blocks the channel for ten minutes at most
 BATCH = 1000
 SAMPLE = 20  # SKUs named in a run's summary per list
+PROGRESS_SECONDS = 5.0  # how often a run's page count is saved (and its lock renewed) while reading
 SYSTEM = "reconcile"
 OPEN = StockMismatch.Resolution.OPEN
 STOCK_ID = "inventory_item_id"  # the adapters' name for the id of the stocked thing (ChannelListing.external_id)
@@ -227,12 +236,15 @@ def _load_catalog(channel: SalesChannel) -> _Catalog:
     )
 
 
+WHOLE_CATALOG = 2000  # from this many listings on, read every variant's stock in one pass rather than by id
+
+
 def _quantities(listings: Sequence[ListingRules]) -> dict[int, int]:
-    """What each listing may show, in batches (a whole channel's listings would overflow one IN list)."""
-    result: dict[int, int] = {}
-    for batch in _batches(listings, 2000):
-        result.update(listing_quantities(batch))
-    return result
+    """What each listing may show: by id in batches for a few (an IN list of a whole channel would overflow),
+    in one pass over every variant's stock for many."""
+    if len(listings) >= WHOLE_CATALOG:
+        return channel_listing_quantities(listings)
+    return listing_quantities(listings)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -246,6 +258,7 @@ class _RunState:
     deferred: set[tuple[str, str]] = field(default_factory=set)  # keys not judged this time: leave them open
     seen: dict[int, int] = field(default_factory=dict)  # listing pk -> the channel's quantity
     unchanged: set[int] = field(default_factory=set)  # seen showing the same quantity as last seen
+    unseen: list[int] = field(default_factory=list)  # the channel's listings it did not return
 
     def see(self, listing: _Listing, quantity: int) -> None:
         self.seen[listing.pk] = quantity
@@ -254,6 +267,15 @@ class _RunState:
 
     def count(self, name: str, n: int = 1) -> None:
         self.summary[name] = self.summary.get(name, 0) + n
+
+    @contextmanager
+    def timed(self, phase: str) -> Iterator[None]:
+        """Seconds per phase, in the summary: where a slow run spends its time beyond the channel's API."""
+        began = time.monotonic()
+        try:
+            yield
+        finally:
+            self.summary.setdefault("phases", {})[phase] = round(time.monotonic() - began, 3)
 
     def sample(self, name: str, value: str) -> None:
         values = self.summary.setdefault(name, [])
@@ -290,10 +312,13 @@ def channel_reconcile(
         state.summary.update(items=len(items), api_calls=calls, api_seconds=round(api_seconds, 3))
         grace = settings.STOCK_DRIFT_GRACE_SECONDS if grace_seconds is None else grace_seconds
         try:
-            _compare(channel, items, state, grace=grace)
-            recorded = _record(channel, run, state)
+            with state.timed("compare"):
+                _compare(channel, items, state, grace=grace)
+            with state.timed("record"):
+                recorded = _record(channel, run, state)
             renew()
-            _apply_policy(channel, run, state, recorded)
+            with state.timed("policy"):
+                _apply_policy(channel, run, state, recorded)
         except Exception as exc:
             _fail(run, channel, f"{type(exc).__name__}: {exc}", started)
             raise
@@ -301,7 +326,9 @@ def channel_reconcile(
         run.status = ReconcileRun.Status.DONE
         run.finished_at = timezone.now()
         run.summary = state.summary
-        run.save(update_fields=["status", "finished_at", "listings_seen", "mismatches", "corrected", "summary"])
+        run.save(
+            update_fields=["status", "finished_at", "pages", "listings_seen", "mismatches", "corrected", "summary"]
+        )
         _summary_alert(channel, run)
         alert_resolve(dedupe_key=_failed_alert_key(channel))
         return run
@@ -314,6 +341,7 @@ def _read_stock(
     cursor: str | None = None
     api_seconds = 0.0
     calls = 0
+    reported = time.monotonic()
     while run.pages < max_pages:
         asked = time.monotonic()
         page = adapter.fetch_stock(cursor=cursor)
@@ -322,8 +350,10 @@ def _read_stock(
         items.extend(page.items)
         run.pages += 1
         run.listings_seen = len(items)
-        ReconcileRun.objects.filter(pk=run.pk).update(pages=run.pages, listings_seen=run.listings_seen)
-        renew()
+        if asked - reported > PROGRESS_SECONDS:  # progress for the status screen, and the lock kept
+            ReconcileRun.objects.filter(pk=run.pk).update(pages=run.pages, listings_seen=run.listings_seen)
+            renew()
+            reported = asked
         cursor = page.next_cursor
         if cursor is None:
             return items, api_seconds, calls
@@ -336,7 +366,7 @@ def _fail(run: ReconcileRun, channel: SalesChannel, error: str, started: float) 
     run.error = error[:4000]
     run.finished_at = timezone.now()
     run.summary = {"seconds": round(time.monotonic() - started, 3)}
-    run.save(update_fields=["status", "error", "finished_at", "summary"])
+    run.save(update_fields=["status", "error", "finished_at", "pages", "listings_seen", "summary"])
     alert_raise(
         kind="stock.reconcile",
         title=f"Stock reconciliation of {channel.name} failed",
@@ -350,7 +380,8 @@ def _fail(run: ReconcileRun, channel: SalesChannel, error: str, started: float) 
 
 
 def _compare(channel: SalesChannel, items: list[ChannelStock], state: _RunState, *, grace: int) -> None:
-    catalog = _load_catalog(channel)
+    with state.timed("load"):
+        catalog = _load_catalog(channel)
     skus = Counter(sku for sku in (item.sku.strip() for item in items) if sku)
     duplicated: dict[str, list[str]] = {sku: [] for sku, n in skus.items() if n > 1}
     item_ids = {_stock_id(item.external_ids) for item in items}
@@ -432,7 +463,9 @@ def _compare(channel: SalesChannel, items: list[ChannelStock], state: _RunState,
         for listing in catalog.listings
         if listing.pk not in state.seen and listing.pk not in moved and not listing.paused
     ]
-    quantities = _quantities([listing for listing, _ in compare] + unseen)
+    state.unseen = sorted(listing.pk for listing in catalog.listings if listing.pk not in state.seen)
+    with state.timed("quantities"):
+        quantities = _quantities([listing for listing, _ in compare] + unseen)
     now = timezone.now()
     for listing, item in compare:
         if listing.paused:
@@ -583,18 +616,26 @@ _MISMATCH_VALUES = (
 def _record(channel: SalesChannel, run: ReconcileRun, state: _RunState) -> _Recorded:
     """Write what the channel was seen showing, and upsert the open mismatches; resolve the ones gone."""
     now = timezone.now()
-    by_quantity: dict[int | None, list[int]] = defaultdict(list)
+    by_quantity: dict[int, list[int]] = defaultdict(list)
     for pk, quantity in state.seen.items():
-        by_quantity[None if pk in state.unchanged else quantity].append(pk)
-    # One UPDATE per batch of listings showing the same quantity (a bulk_update's CASE per row costs more), in
-    # one short transaction of its own, so the fan-out's updates of these rows never wait for the whole run.
-    with transaction.atomic():
-        for shown, pks in sorted(by_quantity.items(), key=lambda group: (group[0] is not None, group[0] or 0)):
-            values: dict[str, Any] = {"last_seen_at": now}
-            if shown is not None:
-                values["last_seen_quantity"] = shown
+        if pk not in state.unchanged:
+            by_quantity[quantity].append(pk)
+    changed = [pk for pks in by_quantity.values() for pk in pks]
+    # Listings showing a new quantity: one UPDATE per batch showing the same quantity (cheaper than bulk_update's
+    # CASE per row). The rest of those seen (in a steady state nearly all) only get last_seen_at: in one UPDATE
+    # of the channel's listings but those named, when few are. In one short transaction of its own, so the
+    # fan-out's updates of these rows never wait for the rest of the run.
+    with state.timed("last_seen"), transaction.atomic():
+        for quantity, pks in sorted(by_quantity.items()):
             for batch in _batches(sorted(pks)):
-                ChannelListing.objects.filter(pk__in=batch).update(**values)
+                ChannelListing.objects.filter(pk__in=batch).update(last_seen_quantity=quantity, last_seen_at=now)
+        if len(state.unseen) + len(changed) <= BATCH:
+            ChannelListing.objects.filter(channel=channel).exclude(pk__in=[*state.unseen, *changed]).update(
+                last_seen_at=now
+            )
+        else:
+            for batch in _batches(sorted(state.unchanged)):
+                ChannelListing.objects.filter(pk__in=batch).update(last_seen_at=now)
 
     dismissed: dict[tuple[str, str], set[tuple[int | None, int | None]]] = defaultdict(set)
     for kind, sku, ext, master, shown in StockMismatch.objects.filter(
@@ -613,6 +654,7 @@ def _record(channel: SalesChannel, run: ReconcileRun, state: _RunState) -> _Reco
                 open_rows[key] = row
         new: list[StockMismatch] = []
         again: list[StockMismatch] = []
+        moved_on: list[StockMismatch] = []  # found again with other values
         found_keys: set[tuple[str, str]] = set()
         for finding in state.findings:
             key = finding.key
@@ -622,8 +664,10 @@ def _record(channel: SalesChannel, run: ReconcileRun, state: _RunState) -> _Reco
             existing = open_rows.get(key)
             if existing is not None:
                 state.count(f"found_{finding.kind}")
-                for name in _MISMATCH_VALUES:
-                    setattr(existing, name, getattr(finding, name))
+                if any(getattr(existing, name) != getattr(finding, name) for name in _MISMATCH_VALUES):
+                    for name in _MISMATCH_VALUES:
+                        setattr(existing, name, getattr(finding, name))
+                    moved_on.append(existing)
                 existing.run = run
                 again.append(existing)
                 continue
@@ -644,7 +688,9 @@ def _record(channel: SalesChannel, run: ReconcileRun, state: _RunState) -> _Reco
                     **{name: getattr(finding, name) for name in _MISMATCH_VALUES},
                 )
             )
-        StockMismatch.objects.bulk_update(again, [*_MISMATCH_VALUES, "run"], batch_size=BATCH)
+        StockMismatch.objects.bulk_update(moved_on, list(_MISMATCH_VALUES), batch_size=BATCH)
+        for batch in _batches([row.pk for row in again]):
+            StockMismatch.objects.filter(pk__in=batch).update(run=run)
         new = _create_mismatches(new)
         gone = [row for key, row in open_rows.items() if key not in found_keys and key not in state.deferred]
         gone += extra
@@ -699,7 +745,8 @@ def _apply_policy(channel: SalesChannel, run: ReconcileRun, state: _RunState, re
                 refusals = state.summary.setdefault("refused", [])
                 if len(refusals) < 50:
                     refusals.append({"sku": mismatch.sku, "reason": str(exc)})
-                StockMismatch.objects.filter(pk=mismatch.pk, resolution=OPEN).update(note=f"not accepted: {exc}"[:255])
+                mismatch.note = f"not accepted: {exc}"[:255]  # the alert says why, too
+                StockMismatch.objects.filter(pk=mismatch.pk, resolution=OPEN).update(note=mismatch.note)
                 continue
             resolved.add(mismatch.pk)
             accepted += 1
@@ -927,8 +974,9 @@ def mismatch_accept(*, mismatch: StockMismatch, actor: Actor) -> StockMismatch:
         raise MismatchActionError(f"the channel shows {locked.channel_quantity}: a negative quantity cannot be stock")
     delta = locked.channel_quantity - base
     if delta == 0:
+        what = "what we last pushed" if locked.last_pushed_quantity is not None else "what the master allowed"
         raise MismatchActionError(
-            f"the channel still shows what we last pushed ({base}): there is no change of the channel's to accept; "
+            f"the channel still shows {what} ({base}): there is no change of the channel's to accept; "
             "correct it from the master instead"
         )
     location = _accept_location(variant, delta)

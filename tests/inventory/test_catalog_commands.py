@@ -44,7 +44,7 @@ def test_import_writes_and_records_the_user(tmp_path, main):
     path = tmp_path / "catalog.csv"
     path.write_bytes(csv_bytes([row("A-1", stock_main="4")]))
     out, _ = run("import_catalog", str(path), "--user", "importer")
-    assert "Imported catalog.csv: 1 rows read" in out
+    assert "Imported catalog.csv: 1 row read, 1 product created, 1 variant created" in out
     assert StockLevel.objects.get(variant__sku="A-1").on_hand == 4
     assert StockMovement.objects.get().actor == user
 

@@ -4,11 +4,13 @@ here), the progress endpoint the page polls, bad files as form errors, and the e
 from __future__ import annotations
 
 import io
+from datetime import timedelta
 
 import pytest
 from django.core.cache import cache
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
+from django.utils import timezone
 
 from inventory import jobs_catalog
 from inventory.models import CatalogImport, StockLevel, StockMovement, Variant
@@ -237,3 +239,13 @@ def test_export_xlsx(manager_client, main):
 
 def test_export_of_another_format_is_404(manager_client):
     assert manager_client.get(reverse("inventory:catalog-export", args=["pdf"])).status_code == 404
+
+
+def test_a_job_that_died_shows_as_stalled_and_stops_polling(manager_client, main):
+    record = catalog_import_create(file_name="c.csv", content=csv_bytes([row("A-1")]), file_format="csv", actor=None)
+    CatalogImport.objects.filter(pk=record.pk).update(
+        status=CatalogImport.Status.IMPORTING, started_at=timezone.now() - timedelta(hours=2)
+    )
+    body = manager_client.get(reverse("inventory:catalog-import-status", args=[record.pk]), **HX).content.decode()
+    assert "its worker stopped" in body
+    assert 'hx-trigger="every 1s"' not in body

@@ -10,7 +10,7 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 from django.utils import timezone
 
-from inventory import jobs
+from inventory import jobs, services_reconcile
 from inventory.channels import adapter_for_channel, channel_configure
 from inventory.models import (
     ChannelListing,
@@ -23,6 +23,8 @@ from inventory.models import (
     StockMovement,
     Variant,
 )
+from inventory.selectors import listing_quantities
+from inventory.selectors_reconcile import channel_listing_quantities
 from inventory.services import LineRequest, bundle_set_components, stock_allocate
 from inventory.services_reconcile import (
     MismatchActionError,
@@ -132,9 +134,12 @@ def test_a_channel_that_agrees_has_no_mismatches_and_every_listing_is_seen(shop,
     assert not Alert.objects.exists()
 
 
+@pytest.mark.parametrize("whole_catalog", [False, True], ids=["stock-by-id", "stock-in-one-pass"])
 def test_reconcile_finds_exactly_the_seeded_drift_and_nothing_else(
-    shop, shop_channel, django_capture_on_commit_callbacks
+    shop, shop_channel, django_capture_on_commit_callbacks, monkeypatch, whole_catalog
 ):
+    if whole_catalog:  # the path a large channel takes
+        monkeypatch.setattr(services_reconcile, "WHOLE_CATALOG", 1)
     items = seed(shop, shop_channel)
     manager = staff_user("Manager", channels=[shop_channel])
     manager.email = "manager@example.com"
@@ -626,3 +631,29 @@ def test_packers_may_not_reconcile_nor_see_other_channels(client, shop_channel, 
     other = SalesChannel.objects.create(kind="shopify", name="Other", slug="other")
     client.force_login(staff_user("Manager", channels=[shop_channel]))
     assert client.post(reverse("inventory:channel-reconcile", args=[other.pk])).status_code == 404
+
+
+def test_a_whole_channels_quantities_agree_with_listing_quantities(shop_channel):
+    other = SalesChannel.objects.create(kind="shopify", name="Other", slug="other")
+    shelf = location("shelf")
+    closed = location("closed", active=False)
+    a = stocked("A", 20)
+    stocked("A", 5, at=closed)  # an inactive location's units are not available
+    b = stocked("B", 7, at=shelf)
+    c = stocked("C", 3)
+    kit = variant("KIT")
+    bundle_set_components(bundle=kit, components=[(a, 2), (b, 1)], actor=None)
+    empty = variant("EMPTY")
+    rows = [
+        ChannelListing.objects.create(channel=shop_channel, variant=a, external_id="a", buffer=2, percentage=50),
+        ChannelListing.objects.create(channel=shop_channel, variant=b, external_id="b", maximum=4),
+        ChannelListing.objects.create(channel=shop_channel, variant=c, external_id="c"),
+        ChannelListing.objects.create(channel=shop_channel, variant=kit, external_id="kit"),
+        ChannelListing.objects.create(channel=shop_channel, variant=empty, external_id="empty"),
+        ChannelListing.objects.create(channel=other, variant=c, external_id="c-other", exclusive=True),
+    ]
+    expected = listing_quantities(rows)
+    assert channel_listing_quantities(rows) == expected
+    assert expected[rows[0].pk] == 9  # (20 - 2) * 50%
+    assert expected[rows[2].pk] == 0  # exclusive to the other channel
+    assert expected[rows[3].pk] == 7  # min(20 // 2, 7 // 1) kits

@@ -6,7 +6,14 @@ import pytest
 from django.db.models import Sum
 
 from inventory.models import MovementReason, StockChange, StockLevel, StockMovement
-from inventory.services import LineRequest, StockError, bundle_set_components, stock_allocate, stock_set_on_hand_bulk
+from inventory.services import (
+    LineRequest,
+    StockError,
+    bundle_set_components,
+    bundle_set_components_many,
+    stock_allocate,
+    stock_set_on_hand_bulk,
+)
 from tests.factories import location, stocked, variant
 
 pytestmark = pytest.mark.django_db
@@ -79,3 +86,54 @@ def test_refuses_and_changes_nothing(make_targets, message):
 
 def test_nothing_to_do():
     assert stock_set_on_hand_bulk(targets=[], actor=None) == 0
+
+
+def test_bundles_many_sets_changes_and_unsets_in_one_pass():
+    a, b, c = variant("A"), variant("B"), variant("C")
+    old_kit, new_kit = variant("OLD-KIT"), variant("NEW-KIT")
+    bundle_set_components(bundle=old_kit, components=[(a, 1)], actor=None)
+    StockChange.objects.all().delete()
+
+    # OLD-KIT stops using A and becomes B*2; A itself becomes a bundle of C: legal once both apply.
+    changed = bundle_set_components_many(
+        changes=[(old_kit, [(b, 2)]), (a, [(c, 1)]), (new_kit, [(b, 1), (c, 3)])], actor=None
+    )
+
+    assert changed == 3
+    assert list(old_kit.components.values_list("component__sku", "quantity")) == [("B", 2)]
+    assert list(a.components.values_list("component__sku", "quantity")) == [("C", 1)]
+    a.refresh_from_db()
+    assert a.is_bundle
+    assert set(StockChange.objects.values_list("variant__sku", flat=True)) == {"A", "OLD-KIT", "NEW-KIT"}
+
+    bundle_set_components_many(changes=[(a, [])], actor=None)
+    a.refresh_from_db()
+    assert not a.is_bundle
+    assert not a.components.exists()
+
+
+@pytest.mark.parametrize(
+    ("make_changes", "message"),
+    [
+        (lambda a, b, kit: [(b, [(kit, 1)])], "KIT is itself a bundle"),
+        (lambda a, b, kit: [(a, [(b, 1)])], "A is a component of another bundle"),
+        (lambda a, b, kit: [(b, [(a, 1)]), (b, [(a, 2)])], "given twice"),
+        (lambda a, b, kit: [(b, [(a, 1), (a, 1)])], "listed twice"),
+        (lambda a, b, kit: [(b, [(b, 1)])], "component of itself"),
+        (lambda a, b, kit: [(b, [(a, 0)])], "above 0"),
+    ],
+)
+def test_bundles_many_refuses_and_changes_nothing(make_changes, message):
+    a, b, kit = variant("A"), variant("B"), variant("KIT")
+    bundle_set_components(bundle=kit, components=[(a, 1)], actor=None)
+    with pytest.raises(StockError, match=message):
+        bundle_set_components_many(changes=make_changes(a, b, kit), actor=None)
+    assert list(kit.components.values_list("component__sku", flat=True)) == ["A"]
+    assert not b.components.exists()
+
+
+def test_bundles_many_refuses_a_variant_that_holds_stock():
+    held = stocked("HELD", 2, at=location("main"))
+    part = variant("PART")
+    with pytest.raises(StockError, match="HELD holds stock of its own"):
+        bundle_set_components_many(changes=[(held, [(part, 1)])], actor=None)
