@@ -11,11 +11,9 @@ from django import forms
 
 from inventory.models import Location, MismatchKind, MovementReason
 from inventory.selectors_stock import MismatchFilters, SkuFilters
+from oms.core.forms import ListForm
 from oms.core.models import SalesChannel
 
-PER_PAGE_CHOICES = [(25, "25"), (50, "50"), (100, "100"), (200, "200")]
-DEFAULT_PER_PAGE = 50
-MAX_PAGE = 100_000
 MAX_UNITS = 1_000_000
 
 SKU_SORT_CHOICES = [
@@ -45,32 +43,7 @@ ADJUST_REASONS = [
 ]
 
 
-class _ListForm(forms.Form):
-    """Paging fields; every field is optional and a bad value is a form error, never a crash."""
-
-    page = forms.IntegerField(required=False, min_value=1, max_value=MAX_PAGE)
-    per_page = forms.TypedChoiceField(
-        required=False, choices=PER_PAGE_CHOICES, coerce=int, empty_value=None, label="Per page"
-    )
-
-    def __init__(self, data: Any = None, *args: Any, **kwargs: Any) -> None:
-        if data is not None and not data.get("per_page"):
-            data = data.copy()
-            data["per_page"] = str(DEFAULT_PER_PAGE)
-        super().__init__(data, *args, **kwargs)
-
-    def valid_data(self) -> dict[str, Any]:
-        data: dict[str, Any] = getattr(self, "cleaned_data", None) or {}
-        return data
-
-    def page_number(self) -> int:
-        return self.valid_data().get("page") or 1
-
-    def page_size(self) -> int:
-        return self.valid_data().get("per_page") or DEFAULT_PER_PAGE
-
-
-class SkuFilterForm(_ListForm):
+class SkuFilterForm(ListForm):
     q = forms.CharField(
         required=False,
         max_length=200,
@@ -93,7 +66,7 @@ class SkuFilterForm(_ListForm):
         )
 
 
-class MismatchFilterForm(_ListForm):
+class MismatchFilterForm(ListForm):
     channel = forms.TypedChoiceField(required=False, coerce=int, empty_value=None, label="Channel")
     kind = forms.ChoiceField(required=False, choices=[("", "Any kind"), *MismatchKind.choices], label="Kind")
 

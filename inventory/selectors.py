@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Protocol
 
 from django.db.models import F, Sum
 
 from inventory.models import BundleComponent, ChannelListing, Location, StockLevel, Variant
+
+
+def kits_available(components: list[tuple[int, int]], free: Mapping[int, int | None]) -> int:
+    """Whole kits of a bundle that the free units of its (component id, units per kit) parts make."""
+    return min((free.get(c, 0) or 0) // q for c, q in components)
 
 
 def available_for(variant_ids: Iterable[int]) -> dict[int, int]:
@@ -37,7 +42,7 @@ def available_for(variant_ids: Iterable[int]) -> dict[int, int]:
     result = {}
     for v in ids:
         if v in parts:
-            result[v] = min((free.get(c, 0) or 0) // q for c, q in parts[v])
+            result[v] = kits_available(parts[v], free)
         else:
             result[v] = free.get(v, 0) or 0
     return result

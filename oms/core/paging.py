@@ -22,6 +22,7 @@ class Page(Generic[T]):
     number: int
     per_page: int
     has_next: bool
+    truncated: bool = False  # a search matched more rows than it looks at: only some of them are listed
 
     @property
     def has_previous(self) -> bool:

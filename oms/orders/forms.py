@@ -10,13 +10,10 @@ from typing import Any
 
 from django import forms
 
+from oms.core.forms import ListForm
 from oms.core.models import SalesChannel
 from oms.orders.models import HoldReason, OrderHold, OrderStatus
 from oms.orders.selectors import CustomerFilters, OrderFilters
-
-PER_PAGE_CHOICES = [(25, "25"), (50, "50"), (100, "100"), (200, "200")]
-DEFAULT_PER_PAGE = 50
-MAX_PAGE = 100_000
 
 ORDER_SORT_CHOICES = [
     ("-placed", "Newest first"),
@@ -42,34 +39,7 @@ class BoundedDateField(forms.DateField):
             raise forms.ValidationError(f"Enter a date between {self.earliest:%Y} and {self.latest:%Y}.")
 
 
-class _ListForm(forms.Form):
-    """Shared paging fields; every field is optional and a bad value is a form error, never a crash."""
-
-    page = forms.IntegerField(required=False, min_value=1, max_value=MAX_PAGE)
-    per_page = forms.TypedChoiceField(
-        required=False, choices=PER_PAGE_CHOICES, coerce=int, empty_value=None, label="Per page"
-    )
-
-    def __init__(self, data: Any = None, *args: Any, **kwargs: Any) -> None:
-        if data is not None and not data.get("per_page"):
-            # So that the select shows the size really used; links keep only what the user chose.
-            data = data.copy()
-            data["per_page"] = str(DEFAULT_PER_PAGE)
-        super().__init__(data, *args, **kwargs)
-
-    def valid_data(self) -> dict[str, Any]:
-        """The fields that validated (all of them for a valid form); call after is_valid()."""
-        data: dict[str, Any] = getattr(self, "cleaned_data", None) or {}
-        return data
-
-    def page_number(self) -> int:
-        return self.valid_data().get("page") or 1
-
-    def page_size(self) -> int:
-        return self.valid_data().get("per_page") or DEFAULT_PER_PAGE
-
-
-class OrderFilterForm(_ListForm):
+class OrderFilterForm(ListForm):
     q = forms.CharField(
         required=False,
         max_length=200,
@@ -111,7 +81,7 @@ class OrderFilterForm(_ListForm):
         )
 
 
-class CustomerFilterForm(_ListForm):
+class CustomerFilterForm(ListForm):
     q = forms.CharField(
         required=False,
         max_length=200,

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, PermissionsMixin
 from django.contrib.contenttypes.models import ContentType
@@ -19,6 +19,7 @@ from django.db.models.functions import RowNumber
 from django.utils import timezone
 
 from oms.core.models import AuditEntry, InboundEvent, SalesChannel
+from oms.core.paging import Page, paginate
 from oms.core.selectors import CHANNEL_ACCESS_PERM, channels_visible_to
 from oms.orders.models import (
     Address,
@@ -104,43 +105,6 @@ def channel_scope(user: User) -> ChannelScope:
 
 # ---------------------------------------------------------------------------------------------------------
 # Pages without counting the table
-
-
-@dataclass(frozen=True)
-class Page(Generic[T]):
-    """One page of a list, found by fetching one row more than shown: no COUNT(*) over the table."""
-
-    items: list[T]
-    number: int
-    per_page: int
-    has_next: bool
-    truncated: bool = False  # a search matched more rows than it looks at: only some of them are listed
-
-    @property
-    def has_previous(self) -> bool:
-        return self.number > 1
-
-    @property
-    def next_number(self) -> int:
-        return self.number + 1
-
-    @property
-    def previous_number(self) -> int:
-        return max(self.number - 1, 1)
-
-    @property
-    def start_index(self) -> int:
-        return (self.number - 1) * self.per_page + 1 if self.items else 0
-
-    @property
-    def end_index(self) -> int:
-        return (self.number - 1) * self.per_page + len(self.items)
-
-
-def paginate(queryset: QuerySet[M], *, page: int, per_page: int) -> Page[M]:
-    offset = (page - 1) * per_page
-    rows = list(queryset[offset : offset + per_page + 1])
-    return Page(items=rows[:per_page], number=page, per_page=per_page, has_next=len(rows) > per_page)
 
 
 def _day_start(day: date) -> datetime:

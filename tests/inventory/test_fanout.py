@@ -137,7 +137,7 @@ def test_a_failing_channel_keeps_its_listings_pending_with_the_error(shops, sett
     listing = ChannelListing.objects.get(channel=channel)
     assert listing.push_pending
     assert listing.push_failures == 1
-    assert "503" in listing.last_error or listing.last_error
+    assert "503" in listing.last_error, listing.last_error
 
 
 def test_our_own_echo_is_ignored_and_drift_is_recorded_after_the_grace(shops):
