@@ -49,6 +49,7 @@ def ensure_roles() -> None:
     roles.create_roles(apps, None)
     # The inventory's permissions (stock, alerts) for the same groups.
     importlib.import_module("inventory.migrations.0002_roles").grant(apps, None)
+    importlib.import_module("dispatch.migrations.0002_roles").grant(apps, None)
 
 
 def sales_channel(**overrides: Any) -> SalesChannel:

@@ -116,6 +116,31 @@ class PaymentStatus(models.TextChoices):
     COD = "cod", "Cash on delivery"
 
 
+class ServiceLevel(models.IntegerChoices):
+    """How fast the customer paid to get it: the packing queue takes lower numbers first on the same ship-by day."""
+
+    EXPRESS = 0, "Express / next day"
+    PRIORITY = 1, "Priority"
+    STANDARD = 2, "Standard"
+    ECONOMY = 3, "Economy"
+
+
+# Words in a channel's shipping method that name its speed; the first match wins, in this order.
+SERVICE_LEVEL_WORDS: tuple[tuple[ServiceLevel, tuple[str, ...]], ...] = (
+    (ServiceLevel.EXPRESS, ("express", "overnight", "next day", "next-day", "same day", "1-day", "expedited")),
+    (ServiceLevel.PRIORITY, ("priority", "2-day", "two day", "fast")),
+    (ServiceLevel.ECONOMY, ("economy", "saver", "untracked", "free shipping", "media mail")),
+)
+
+
+def service_level_for(shipping_method: str) -> ServiceLevel:
+    method = shipping_method.lower()
+    for level, words in SERVICE_LEVEL_WORDS:
+        if any(word in method for word in words):
+            return level
+    return ServiceLevel.STANDARD
+
+
 class HoldReason(models.TextChoices):
     UNKNOWN_SKU = "unknown_sku", "Unknown SKU"
     INSUFFICIENT_STOCK = "insufficient_stock", "Insufficient stock"
@@ -144,6 +169,7 @@ class Order(models.Model):
     discount_total = money_field()
     total = money_field()
     shipping_method = models.CharField(max_length=120, blank=True)
+    service_level = models.PositiveSmallIntegerField(choices=ServiceLevel.choices, default=ServiceLevel.STANDARD)
     placed_at = models.DateTimeField()
     channel_updated_at = models.DateTimeField(help_text="The channel's own modification time of what we hold")
     ship_by = models.DateField(null=True, blank=True)
@@ -167,6 +193,8 @@ class Order(models.Model):
             models.Index(fields=["channel", "placed_at"], name="order_channel_placed"),
             models.Index(fields=["channel", "status"], name="order_channel_status"),
             models.Index(fields=["total", "id"], name="order_total"),
+            # The packing queue: "next order" walks this index and skips rows other packers hold.
+            models.Index(fields=["status", "ship_by", "service_level", "placed_at", "id"], name="order_pack_queue"),
         ]
         permissions = [
             ("view_dashboard", "Can see the operations dashboard"),

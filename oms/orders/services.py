@@ -11,7 +11,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
 
 from django.conf import settings
@@ -54,6 +54,7 @@ from oms.orders.models import (
     OrderLine,
     OrderStatus,
     SyncRun,
+    service_level_for,
 )
 from oms.orders.normalize import normalize_address, normalize_email, normalize_phone
 from oms.orders.states import HOLDABLE, OPEN_STATES, IllegalTransition, base_status, can_transition
@@ -397,6 +398,17 @@ def _address_for(
     return address
 
 
+def default_ship_by(placed_at: datetime) -> date:
+    """The ship-by date when the channel gives none: SHIP_BY_BUSINESS_DAYS working days (Mon-Fri) after the sale."""
+    day = timezone.localtime(placed_at).date()
+    left = settings.SHIP_BY_BUSINESS_DAYS
+    while left > 0:
+        day += timedelta(days=1)
+        if day.weekday() < 5:
+            left -= 1
+    return day
+
+
 def _order_fields(co: ChannelOrder) -> dict[str, Any]:
     return {
         "number": co.number[:64],
@@ -410,9 +422,10 @@ def _order_fields(co: ChannelOrder) -> dict[str, Any]:
         "discount_total": co.discount_total,
         "total": co.total,
         "shipping_method": co.shipping_method[:120],
+        "service_level": service_level_for(co.shipping_method),
         "placed_at": co.placed_at,
         "channel_updated_at": co.updated_at,
-        "ship_by": co.ship_by,
+        "ship_by": co.ship_by or default_ship_by(co.placed_at),
         "note": co.note,
         "tags": list(co.tags),
         "is_test": co.test,

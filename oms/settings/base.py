@@ -33,6 +33,7 @@ INSTALLED_APPS = [
     "oms.core",
     "inventory",
     "oms.orders",
+    "dispatch",
     "reporting",
 ]
 
@@ -141,6 +142,32 @@ STATIC_ROOT = env.str("STATIC_ROOT", default=str(BASE_DIR / "var" / "staticfiles
 MEDIA_URL = "media/"
 MEDIA_ROOT = env.str("MEDIA_ROOT", default=str(BASE_DIR / "var" / "media"))
 
+# Labels, slips and manifests go through Django's storage API: local media by default, S3 (or any S3-compatible
+# store) when AWS_STORAGE_BUCKET_NAME is set. Files are private: links are signed and expire.
+AWS_STORAGE_BUCKET_NAME = env.str("AWS_STORAGE_BUCKET_NAME", default="")
+if AWS_STORAGE_BUCKET_NAME:
+    DEFAULT_FILE_STORAGE_BACKEND = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": AWS_STORAGE_BUCKET_NAME,
+            "endpoint_url": env.str("AWS_S3_ENDPOINT_URL", default="") or None,
+            "region_name": env.str("AWS_S3_REGION_NAME", default="") or None,
+            "access_key": env.str("AWS_ACCESS_KEY_ID", default="") or None,
+            "secret_key": env.str("AWS_SECRET_ACCESS_KEY", default="") or None,
+            "addressing_style": env.str("AWS_S3_ADDRESSING_STYLE", default="auto"),
+            "querystring_auth": True,
+            "querystring_expire": 3600,
+            "file_overwrite": False,
+            "default_acl": None,
+        },
+    }
+else:
+    DEFAULT_FILE_STORAGE_BACKEND = {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+STORAGES = {
+    "default": DEFAULT_FILE_STORAGE_BACKEND,
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="OMS <oms@localhost>")
@@ -159,6 +186,18 @@ INBOX_SWEEP_AFTER_SECONDS = env.int("INBOX_SWEEP_AFTER_SECONDS", default=120)
 STOCK_DRIFT_GRACE_SECONDS = env.int("STOCK_DRIFT_GRACE_SECONDS", default=120)
 INBOX_MAX_ATTEMPTS = 8
 ORDER_BACKFILL_OVERLAP_SECONDS = 300
+# An order whose channel names no ship-by date must leave this many working days after the sale.
+SHIP_BY_BUSINESS_DAYS = env.int("SHIP_BY_BUSINESS_DAYS", default=2)
+
+# Dispatch
+# A packer holds an order this long without scanning before it goes back to the queue.
+PACK_CLAIM_MINUTES = env.int("PACK_CLAIM_MINUTES", default=20)
+# Tracking is polled this often for parcels in transit; no movement for this many days is "stuck".
+TRACKING_POLL_MINUTES = env.int("TRACKING_POLL_MINUTES", default=60)
+STUCK_NO_MOVEMENT_DAYS = env.int("STUCK_NO_MOVEMENT_DAYS", default=4)
+STUCK_ON_HOLD_DAYS = env.int("STUCK_ON_HOLD_DAYS", default=3)
+# Who the customer e-mails come from, and the shop name they sign with.
+SHOP_NAME = env.str("SHOP_NAME", default="Our shop")
 
 LOGGING = {
     "version": 1,

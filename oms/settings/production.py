@@ -3,7 +3,7 @@
 from django.core.exceptions import ImproperlyConfigured
 
 from oms.settings.base import *  # noqa: F403
-from oms.settings.base import FIELD_ENCRYPTION_KEYS, MIDDLEWARE, SECRET_KEY, env
+from oms.settings.base import DEFAULT_FILE_STORAGE_BACKEND, FIELD_ENCRYPTION_KEYS, MIDDLEWARE, SECRET_KEY, env
 
 DEBUG = False
 if not SECRET_KEY or len(SECRET_KEY) < 50:
@@ -26,6 +26,6 @@ X_FRAME_OPTIONS = "DENY"
 # Static files straight from gunicorn, compressed and cache-busted (collectstatic at deploy).
 MIDDLEWARE = [MIDDLEWARE[0], "whitenoise.middleware.WhiteNoiseMiddleware", *MIDDLEWARE[1:]]
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": DEFAULT_FILE_STORAGE_BACKEND,
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }

@@ -1,0 +1,1 @@
+"""Carrier adapters: one module or package per carrier behind the contract in carriers/base.py."""
