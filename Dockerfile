@@ -3,12 +3,15 @@ FROM python:3.11-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN apt-get update \
- && apt-get install -y --no-install-recommends build-essential pkg-config default-libmysqlclient-dev \
+ && apt-get install -y --no-install-recommends build-essential pkg-config default-libmysqlclient-dev fonts-dejavu-core \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY oms ./oms
 COPY channels_adapters ./channels_adapters
+COPY carriers ./carriers
+COPY inventory ./inventory
+COPY dispatch ./dispatch
 COPY reporting ./reporting
 RUN pip install --no-cache-dir ".[mysql]"
 COPY . .

@@ -155,6 +155,7 @@ if AWS_STORAGE_BUCKET_NAME:
             "access_key": env.str("AWS_ACCESS_KEY_ID", default="") or None,
             "secret_key": env.str("AWS_SECRET_ACCESS_KEY", default="") or None,
             "addressing_style": env.str("AWS_S3_ADDRESSING_STYLE", default="auto"),
+            "signature_version": "s3v4",
             "querystring_auth": True,
             "querystring_expire": 3600,
             "file_overwrite": False,
