@@ -1,5 +1,6 @@
-"""The Shopify channel: webhook verification, the REST webhook order shape, order backfill over GraphQL, and
-stock: absolute pushes with compare-and-swap, level and product listings, the inventory_levels/update webhook.
+"""The Shopify channel: webhook verification, the REST webhook order shape, order backfill over GraphQL,
+stock (absolute pushes with compare-and-swap, level and product listings, the inventory_levels/update webhook)
+and tracking write-back (fulfillmentCreate on the order's open fulfillment orders).
 
 Only this package knows Shopify's JSON; it returns the dataclasses of channels_adapters.base.
 """
@@ -37,18 +38,25 @@ from channels_adapters.base import (
     StockPage,
     StockPushResult,
     StockQuantity,
+    Tracking,
     WebhookEnvelope,
 )
 from channels_adapters.shopify.client import QueryCostExceeded, ShopifyGraphQLClient
 from channels_adapters.shopify.mappers import (
+    WAITING_STATUSES,
+    FulfillmentOrderState,
     available_from_level,
+    fulfillment_order_state,
     order_from_graphql,
     order_from_rest,
     parse_timestamp,
     product_from_variant,
+    recorded_tracking_numbers,
     shopify_gid,
     stock_from_level,
     stock_from_level_webhook,
+    tracking_input,
+    tracking_numbers,
 )
 
 API_VERSION = "2026-07"
@@ -219,6 +227,71 @@ PRODUCTS_QUERY_WITHOUT_LEVEL = PRODUCTS_QUERY.replace(", $locationId: ID!", "").
 PRODUCTS_PAGE_SIZE = 120
 
 
+# ------------------------------------------------------------------------------------------- fulfillment
+#
+# Since 2023-07 a fulfillment is made from fulfillment orders: `fulfillmentCreate(fulfillment: FulfillmentInput!)`
+# (fulfillmentCreateV2 is its deprecated former name; shopify.dev/docs/api/admin-graphql/2026-07/mutations/
+# fulfillmentCreate). One call fulfils every remaining line of the fulfillment orders it names (an empty
+# fulfillmentOrderLineItems means all of them); the orders must be assigned to one location, so an order split
+# over locations takes one call per location. Its payload's userErrors are plain `UserError`s (field, message:
+# no code), e.g. "Fulfillment order 123 has an unfulfillable status= closed." for one already fulfilled.
+#
+# Retries. The same order and tracking numbers must never make a second fulfillment: (1) before creating,
+# mark_fulfilled reads the order, and when nothing is left to fulfil and Shopify already holds those numbers it
+# is done; (2) the mutation carries `@idempotent(key:)` with a UUIDv5 of the shop, the order, the numbers and
+# the fulfillment orders as read (id and updatedAt), so the client's own retry of a call whose answer was lost,
+# or a second worker that read the same state, is answered, not applied again. A write refused and retried after
+# the fulfillment order changed (a hold released) is a new request with a new key, since Shopify remembers a
+# failed attempt under its key (IDEMPOTENCY_PREVIOUS_ATTEMPT_FAILED for the inventory mutations). Shopify's
+# changelogs list @idempotent for the inventory and refund mutations; they do not say whether fulfillmentCreate
+# honours it, which is why (1) is the guard that counts.
+
+FULFILLMENT_ORDERS_PAGE_SIZE = 10
+FULFILLMENT_ORDER_LINES_PAGE_SIZE = 20  # only "is anything left" matters: more lines count as remaining
+ORDER_FULFILLMENTS_LIMIT = 20
+FULFILLMENT_NAMESPACE = uuid.UUID("5b0d8a4e-2f0c-4d8e-9f61-3c7d2a9e8b14")  # this app's fulfillment keys, never change
+
+FULFILLMENT_ORDERS_QUERY = """
+query OmsFulfillmentOrders($id: ID!, $first: Int!, $after: String, $lineItems: Int!, $fulfillments: Int!) {
+  order(id: $id) {
+    id
+    fulfillmentOrders(first: $first, after: $after) {
+      pageInfo { hasNextPage endCursor }
+      nodes {
+        id status requestStatus updatedAt
+        assignedLocation { location { id } }
+        lineItems(first: $lineItems) {
+          pageInfo { hasNextPage }
+          nodes { id remainingQuantity }
+        }
+      }
+    }
+    fulfillments(first: $fulfillments) {
+      id status
+      trackingInfo { company number url }
+    }
+  }
+}
+"""
+
+FULFILLMENT_CREATE_MUTATION = """
+mutation OmsFulfillmentCreate($fulfillment: FulfillmentInput!, $idempotencyKey: String!) {
+  fulfillmentCreate(fulfillment: $fulfillment) @idempotent(key: $idempotencyKey) {
+    fulfillment { id status trackingInfo { company number url } }
+    userErrors { field message }
+  }
+}
+"""
+# 10 for the mutation, 1 for its payload, 1 for the fulfillment, 1 for its tracking info, 1 for userErrors.
+FULFILLMENT_CREATE_COST = 14
+
+
+def fulfillment_orders_cost(first: int, lines: int, fulfillments: int) -> int:
+    """order 1 + connection 2 + pageInfo 1 + per fulfillment order (itself, assignedLocation, location, lineItems
+    2 + pageInfo 1 + a line each) + per fulfillment 2 (itself and its tracking info)."""
+    return 4 + first * (6 + lines) + 2 * fulfillments
+
+
 def stock_levels_cost(first: int) -> int:
     return 4 + 5 * first
 
@@ -331,6 +404,56 @@ def _previous_by_level(group: Any) -> dict[tuple[str, str], int]:
         ):
             found[(str(item.get("id")), str(location.get("id")))] = after - delta
     return found
+
+
+@dataclass(frozen=True, slots=True)
+class _OrderFulfillment:
+    """An order's fulfillment orders and what Shopify has already fulfilled of it."""
+
+    order_id: str
+    fulfillment_orders: tuple[FulfillmentOrderState, ...]
+    fulfillment_count: int
+    numbers: frozenset[str]  # tracking numbers of the successful fulfillments
+
+    def open_by_location(self) -> list[list[FulfillmentOrderState]]:
+        """The fulfillable fulfillment orders, one group per assigned location (one fulfillmentCreate each)."""
+        groups: dict[str, list[FulfillmentOrderState]] = {}
+        for order in self.fulfillment_orders:
+            if order.fulfillable:
+                groups.setdefault(order.location_id, []).append(order)
+        return list(groups.values())
+
+    def holds(self, numbers: Sequence[str]) -> bool:
+        """Shopify already recorded a fulfillment carrying every one of these numbers (any, when none)."""
+        return self.fulfillment_count > 0 and self.numbers.issuperset(numbers)
+
+    def waiting(self, among: Sequence[str] | None = None) -> bool:
+        """Some fulfillment order (of `among`, default all) is on hold or scheduled: fulfillable later."""
+        return any(o.status in WAITING_STATUSES and (among is None or o.id in among) for o in self.fulfillment_orders)
+
+    def closed(self, ids: Sequence[str]) -> bool:
+        """Each of these fulfillment orders is CLOSED (or no longer listed, as Shopify may leave closed ones out)."""
+        return all(o.status == "CLOSED" for o in self.fulfillment_orders if o.id in ids)
+
+    def refusal(self, numbers: Sequence[str]) -> ChannelError:
+        """Why nothing can be fulfilled now, as the error mark_fulfilled raises."""
+        statuses = ", ".join(
+            f"{o.id.rsplit('/', 1)[-1]} {o.status}" + (f"/{o.request_status}" if o.request_status else "")
+            for o in self.fulfillment_orders
+        )
+        where = f"Shopify order {self.order_id}"
+        if self.waiting():
+            return ChannelError(f"{where} is on hold or scheduled, not fulfillable yet ({statuses})", retryable=True)
+        if self.fulfillment_count and numbers:
+            shown = ", ".join(sorted(self.numbers)) or "no tracking"
+            return ChannelError(
+                f"{where} is already fulfilled on Shopify with other tracking ({shown}); nothing left for "
+                f"{', '.join(numbers)} ({statuses})",
+                retryable=False,
+            )
+        return ChannelError(
+            f"{where} has nothing left to fulfil ({statuses or 'no fulfillment orders'})", retryable=False
+        )
 
 
 def normalise_shop_domain(value: str) -> str:
@@ -802,6 +925,121 @@ class ShopifyAdapter(ChannelAdapter):
             next_cursor=next_cursor,
             calls=client.calls - calls_before,
         )
+
+    # ---------------------------------------------------------------------------------------- fulfillment
+
+    def mark_fulfilled(self, *, order_external_id: str, tracking: Tracking) -> None:
+        """Fulfil everything still open on the order with this tracking: one fulfillment per location.
+
+        Several numbers are several parcels of one shipment, sent in one trackingInfo; a URL holding `{number}`
+        gives one URL per number. A repeat (a job retried, a lost answer) finds the order fulfilled with these
+        numbers and does nothing. An unknown order, or one with nothing left to fulfil, is a ChannelError that
+        retrying will not cure; an order on hold is one that it may.
+        """
+        order_id = shopify_gid("Order", order_external_id)
+        if order_id is None:
+            raise ChannelError(f"{order_external_id!r} is not a Shopify order id", retryable=False)
+        numbers = tracking_numbers(tracking.numbers)
+        state = self._order_fulfillment(order_id)
+        groups = state.open_by_location()
+        if not groups:
+            if state.waiting() or not state.holds(numbers):
+                raise state.refusal(numbers)
+            return  # a repeat of a write-back that went through: Shopify holds these numbers, nothing is left
+        for group in groups:
+            self._create_fulfillment(order_id, group, numbers, tracking)
+
+    def _order_fulfillment(self, order_id: str) -> _OrderFulfillment:
+        client = self.client
+        variables: dict[str, Any] = {
+            "id": order_id,
+            "first": FULFILLMENT_ORDERS_PAGE_SIZE,
+            "after": None,
+            "lineItems": FULFILLMENT_ORDER_LINES_PAGE_SIZE,
+            "fulfillments": ORDER_FULFILLMENTS_LIMIT,
+        }
+        expected = fulfillment_orders_cost(
+            FULFILLMENT_ORDERS_PAGE_SIZE, FULFILLMENT_ORDER_LINES_PAGE_SIZE, ORDER_FULFILLMENTS_LIMIT
+        )
+        orders: list[FulfillmentOrderState] = []
+        fulfillments: Any = None
+        while True:
+            data = client.execute(FULFILLMENT_ORDERS_QUERY, variables, expected_cost=expected)
+            order = data.get("order")
+            if order is None:
+                raise ChannelError(f"Shopify has no order {order_id}", retryable=False)
+            if not isinstance(order, Mapping) or not isinstance(order.get("fulfillmentOrders"), Mapping):
+                raise InvalidPayload("Shopify answered the fulfillment orders query without `order.fulfillmentOrders`")
+            if fulfillments is None:
+                fulfillments = order.get("fulfillments")
+            nodes, after = _connection_page(order["fulfillmentOrders"], "order.fulfillmentOrders")
+            orders.extend(fulfillment_order_state(node) for node in nodes)
+            if after is None:
+                break
+            variables["after"] = after
+        count, numbers = recorded_tracking_numbers(fulfillments)
+        return _OrderFulfillment(order_id, tuple(orders), count, numbers)
+
+    def _create_fulfillment(
+        self,
+        order_id: str,
+        group: Sequence[FulfillmentOrderState],
+        numbers: Sequence[str],
+        tracking: Tracking,
+    ) -> None:
+        ids = [order.id for order in group]
+        content: dict[str, Any] = {
+            "lineItemsByFulfillmentOrder": [{"fulfillmentOrderId": ident} for ident in ids],
+            "notifyCustomer": tracking.notify_customer,
+        }
+        info = tracking_input(numbers=numbers, carrier=tracking.carrier, url=tracking.url)
+        if info is not None:
+            content["trackingInfo"] = info
+        key = idempotency_key(
+            FULFILLMENT_NAMESPACE,
+            {
+                "shop": self.config.slug,
+                "order": order_id,
+                "numbers": list(numbers),
+                "fulfillmentOrders": [[order.id, order.updated_at] for order in group],
+            },
+        )
+        data = self.client.execute(
+            FULFILLMENT_CREATE_MUTATION,
+            {"fulfillment": content, "idempotencyKey": key},
+            expected_cost=FULFILLMENT_CREATE_COST,
+        )
+        payload = data.get("fulfillmentCreate")
+        if not isinstance(payload, Mapping):
+            raise ChannelError("Shopify answered fulfillmentCreate without its payload")
+        errors = payload.get("userErrors") or []
+        if not isinstance(errors, list):
+            raise ChannelError("Shopify answered fulfillmentCreate with userErrors that are not a list")
+        if errors:
+            # Fulfilled in between (another worker, the merchant): done if that carries our numbers. Put on hold
+            # in between: worth another try later. Anything else Shopify refuses will be refused again.
+            again = self._order_fulfillment(order_id)
+            if again.closed(ids) and again.holds(numbers):
+                return
+            raise ChannelError(
+                f"Shopify refused to fulfil order {order_id}: {_user_error_text(errors)}",
+                retryable=again.waiting(among=ids),
+            )
+        if not isinstance(payload.get("fulfillment"), Mapping):
+            raise ChannelError(f"Shopify answered fulfillmentCreate for order {order_id} without a fulfillment")
+
+
+def _user_error_text(errors: Sequence[Any]) -> str:
+    parts = []
+    for error in errors:
+        if isinstance(error, Mapping):
+            field = error.get("field")
+            where = ".".join(str(part) for part in field) if isinstance(field, list) else ""
+            message = str(error.get("message") or "refused")
+            parts.append(f"{where}: {message}" if where else message)
+        else:
+            parts.append(str(error))
+    return "; ".join(parts)
 
 
 def _connection_page(connection: Mapping[str, Any], where: str) -> tuple[list[Any], str | None]:

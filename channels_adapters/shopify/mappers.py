@@ -1,5 +1,6 @@
 """Pure functions turning Shopify's shapes into the contract's dataclasses: orders (REST webhook payload and
-GraphQL node, which must agree), inventory levels, product variants and the inventory_levels/update payload.
+GraphQL node, which must agree), inventory levels, product variants, the inventory_levels/update payload, and
+the pieces of a fulfillment: tracking companies, the tracking input, fulfillment orders.
 
 No I/O here.
 """
@@ -7,10 +8,13 @@ No I/O here.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
+from urllib.parse import quote
 
 from channels_adapters.base import (
     ChannelAddress,
@@ -607,3 +611,183 @@ def stock_from_level_webhook(payload: Mapping[str, Any]) -> ChannelStock:
         quantity=available,
         updated_at=None if updated in (None, "") else parse_timestamp(updated, "updated_at"),
     )
+
+
+# --------------------------------------------------------------------------------------------------------
+# fulfillment write-back: tracking companies, the FulfillmentTrackingInput, fulfillment orders
+
+# Names Shopify recognises in `FulfillmentTrackingInput.company` (it builds tracking links for them and, for
+# integrated carriers, follows the shipment). They must be sent exactly as Shopify spells them; the list is
+# `FulfillmentTrackingInfo.company` in the GraphQL Admin reference (shopify.dev/docs/api/admin-graphql/latest/
+# objects/FulfillmentTrackingInfo#supported-tracking-companies). Only the carriers this OMS is likely to meet
+# are listed; anything else is sent as the OMS named it, which Shopify accepts as a custom company.
+_TRACKING_COMPANIES = (
+    "4PX",
+    "An Post",
+    "Australia Post",
+    "BPost",
+    "Canada Post",
+    "Chronopost",
+    "Colissimo",
+    "Correos",
+    "CTT",
+    "Deutsche Post",
+    "DHL eCommerce",
+    "DHL Express",
+    "DPD",
+    "DPD Local",
+    "DPD UK",
+    "Evri",
+    "FedEx",
+    "GLS",
+    "Inpost",
+    "Israel Post",
+    "Lasership",
+    "Mondial Relay",
+    "New Zealand Post",
+    "OnTrac",
+    "Packeta",
+    "Poste Italiane",
+    "PostNL",
+    "Purolator",
+    "Royal Mail",
+    "Sendle",
+    "SF Express",
+    "Swiss Post",
+    "TNT",
+    "UPS",
+    "USPS",
+    "YunExpress",
+)
+# Other spellings of the same carriers (compared without case, accents, spaces or punctuation).
+_TRACKING_COMPANY_ALIASES = {
+    "unitedstatespostalservice": "USPS",
+    "uspostalservice": "USPS",
+    "federalexpress": "FedEx",
+    "unitedparcelservice": "UPS",
+    "zasilkovna": "Packeta",  # Packeta's Czech brand
+    "hermesuk": "Evri",  # Hermes UK became Evri
+}
+TRACKING_NUMBER_PLACEHOLDER = "{number}"  # in a tracking URL: one URL per number (a carrier's URL template)
+
+
+def _company_key(name: str) -> str:
+    folded = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
+    return re.sub(r"[^a-z0-9]", "", folded.lower())
+
+
+_COMPANY_BY_KEY = {_company_key(name): name for name in _TRACKING_COMPANIES} | _TRACKING_COMPANY_ALIASES
+
+
+def tracking_company(carrier: str) -> str:
+    """Shopify's spelling of a carrier it knows ("fedex" -> "FedEx"), else the carrier's name as given."""
+    name = carrier.strip()
+    return _COMPANY_BY_KEY.get(_company_key(name), name) if name else ""
+
+
+def tracking_numbers(numbers: Iterable[str]) -> tuple[str, ...]:
+    """The parcels' numbers, trimmed, without blanks and repeats, in the order given."""
+    found: dict[str, None] = {}
+    for number in numbers:
+        text = number.strip()
+        if text:
+            found.setdefault(text, None)
+    return tuple(found)
+
+
+def tracking_urls(url: str, numbers: Sequence[str]) -> list[str]:
+    """One URL per number from a template holding `{number}`; a plain URL as the only one; none for ""."""
+    text = url.strip()
+    if not text:
+        return []
+    if TRACKING_NUMBER_PLACEHOLDER in text and numbers:
+        return [text.replace(TRACKING_NUMBER_PLACEHOLDER, quote(number, safe="")) for number in numbers]
+    return [text]
+
+
+def tracking_input(*, numbers: Sequence[str], carrier: str, url: str) -> dict[str, Any] | None:
+    """`FulfillmentTrackingInput`: always the list forms (`numbers`, `urls`), never the single ones beside
+    them, as Shopify asks; None when there is nothing to say."""
+    data: dict[str, Any] = {}
+    company = tracking_company(carrier)
+    if company:
+        data["company"] = company
+    if numbers:
+        data["numbers"] = list(numbers)
+        urls = tracking_urls(url, numbers)
+        if urls:
+            data["urls"] = urls
+    return data or None
+
+
+FULFILLABLE_STATUSES = frozenset({"OPEN", "IN_PROGRESS"})
+WAITING_STATUSES = frozenset({"ON_HOLD", "SCHEDULED"})  # not fulfillable now, but will be
+
+
+@dataclass(frozen=True, slots=True)
+class FulfillmentOrderState:
+    """What mark_fulfilled needs of one FulfillmentOrder node."""
+
+    id: str
+    status: str
+    request_status: str
+    location_id: str  # "" when Shopify did not say
+    has_remaining: bool
+    updated_at: str = ""  # as Shopify wrote it: part of the idempotency key (a changed order is a new request)
+
+    @property
+    def fulfillable(self) -> bool:
+        return self.status in FULFILLABLE_STATUSES and self.has_remaining
+
+
+def _fulfillment_fail(message: str) -> InvalidPayload:
+    return InvalidPayload(f"Shopify fulfillment orders: {message}")
+
+
+def fulfillment_order_state(node: Any) -> FulfillmentOrderState:
+    """A FulfillmentOrder node as selected by adapter.FULFILLMENT_ORDERS_QUERY."""
+    if not isinstance(node, Mapping):
+        raise _fulfillment_fail(f"a node is {type(node).__name__}, not an object")
+    ident = shopify_gid("FulfillmentOrder", node.get("id"))
+    if ident is None:
+        raise _fulfillment_fail(f"missing or invalid 'id': {node.get('id')!r}")
+    status = _text(node.get("status")).upper()
+    if not status:
+        raise _fulfillment_fail(f"{ident} has no 'status'")
+    lines = node.get("lineItems")
+    has_remaining = False
+    if isinstance(lines, Mapping):
+        for line in _sequence(lines.get("nodes"), f"{ident}.lineItems.nodes"):
+            remaining = line.get("remainingQuantity") if isinstance(line, Mapping) else None
+            if isinstance(remaining, int) and not isinstance(remaining, bool) and remaining > 0:
+                has_remaining = True
+        page_info = lines.get("pageInfo")
+        if isinstance(page_info, Mapping) and page_info.get("hasNextPage"):
+            has_remaining = has_remaining or status in FULFILLABLE_STATUSES  # more lines than were read
+    else:
+        has_remaining = status in FULFILLABLE_STATUSES  # lines not selected: trust the status
+    assigned = node.get("assignedLocation")
+    location = assigned.get("location") if isinstance(assigned, Mapping) else None
+    return FulfillmentOrderState(
+        id=ident,
+        status=status,
+        request_status=_text(node.get("requestStatus")).upper(),
+        location_id=_text(location.get("id")) if isinstance(location, Mapping) else "",
+        has_remaining=has_remaining,
+        updated_at=_text(node.get("updatedAt")),
+    )
+
+
+def recorded_tracking_numbers(fulfillments: Any) -> tuple[int, frozenset[str]]:
+    """How many successful fulfillments an order has and every tracking number they carry."""
+    count = 0
+    numbers: set[str] = set()
+    for fulfillment in _sequence(fulfillments, "fulfillments", required=False):
+        if not isinstance(fulfillment, Mapping) or _text(fulfillment.get("status")).upper() != "SUCCESS":
+            continue
+        count += 1
+        for info in _sequence(fulfillment.get("trackingInfo"), "fulfillments.trackingInfo", required=False):
+            number = _text(info.get("number")) if isinstance(info, Mapping) else ""
+            if number:
+                numbers.add(number)
+    return count, frozenset(numbers)

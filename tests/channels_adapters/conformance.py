@@ -27,11 +27,19 @@ Stock (needed only when the adapter implements push_stock and fetch_stock; the s
 - `drift_stock`: `(external_ids, quantity) -> None`: a change made on the channel's side.
 - `unknown_listing`: external ids (a Mapping) of a listing the channel does not have.
 
+Fulfillment (needed only when the adapter implements mark_fulfilled; the checks skip otherwise):
+
+- `seed_fulfillable_order`: `() -> str`: store an order the channel can fulfil now (paid, nothing shipped yet);
+  returns its external id.
+- `order_fulfillment`: `(order_external_id) -> Sequence[Tracking]`: what the channel recorded for that order, one
+  Tracking per fulfillment (shipment) it holds: its numbers, the carrier as the channel names it, its first URL.
+
 And may override these class attributes: `delivery_topic` (an order topic the channel sends),
 `signature_header` (the header carrying the signature), `fixture_dir` (defaults to
 tests/fixtures/<kind>), `paging_order_count` (enough orders for three pages or more), `stock_paging_count`
 (enough listings for three fetch_stock pages or more), `compare_and_swap` (True when push_stock honours
-StockQuantity.change_from and reports `stale`). Stock webhook fixtures are tests/fixtures/<kind>/<topic>.json
+StockQuantity.change_from and reports `stale`), `unknown_order_external_id` (an order id of the channel's form
+that it does not have). Stock webhook fixtures are tests/fixtures/<kind>/<topic>.json
 for each of the adapter's `stock_topics`.
 """
 
@@ -39,7 +47,7 @@ from __future__ import annotations
 
 import inspect
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import fields, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -165,6 +173,7 @@ class ChannelAdapterConformance:
     paging_order_count: ClassVar[int] = 25
     stock_paging_count: ClassVar[int] = 60
     compare_and_swap: ClassVar[bool] = False
+    unknown_order_external_id: ClassVar[str] = "999999999"
 
     # --------------------------------------------------------------------------------------- helpers
 
@@ -415,6 +424,61 @@ class ChannelAdapterConformance:
         except ChannelError:
             pass  # implemented, and refused these made-up ids in the contract's own terms
 
+    # ------------------------------------------------------------------------------------------ fulfillment
+
+    @staticmethod
+    def fulfillment_fixtures(request: pytest.FixtureRequest) -> tuple[SeedFulfillableOrder, OrderFulfillment]:
+        try:
+            seed: SeedFulfillableOrder = request.getfixturevalue("seed_fulfillable_order")
+            read: OrderFulfillment = request.getfixturevalue("order_fulfillment")
+        except pytest.FixtureLookupError:
+            pytest.skip("the channel's tests provide no seed_fulfillable_order/order_fulfillment fixtures")
+        return seed, read
+
+    @staticmethod
+    def mark(adapter: ChannelAdapter, order_external_id: str, tracking: Tracking) -> None:
+        try:
+            adapter.mark_fulfilled(order_external_id=order_external_id, tracking=tracking)
+        except NotSupported:
+            pytest.skip(f"{adapter.kind} does not take tracking")
+
+    def test_mark_fulfilled_records_every_parcel_in_one_fulfillment(
+        self, adapter: ChannelAdapter, request: pytest.FixtureRequest
+    ) -> None:
+        _implements(adapter, "mark_fulfilled")
+        seed, read = self.fulfillment_fixtures(request)
+        order = seed()
+        parcels = ("1Z999AA10123456784", "1Z999AA10123456791")
+
+        self.mark(adapter, order, Tracking(numbers=parcels, carrier="UPS"))
+
+        (recorded,) = read(order)
+        assert sorted(recorded.numbers) == sorted(parcels), "both parcels' numbers on the one shipment"
+        assert recorded.carrier.casefold() == "ups"
+
+    def test_marking_the_same_tracking_again_is_not_a_second_fulfillment(
+        self, adapter: ChannelAdapter, request: pytest.FixtureRequest
+    ) -> None:
+        _implements(adapter, "mark_fulfilled")
+        seed, read = self.fulfillment_fixtures(request)
+        order = seed()
+        tracking = Tracking(numbers=("9400111899223197428490",), carrier="USPS")
+
+        self.mark(adapter, order, tracking)
+        self.mark(adapter, order, tracking)  # the job retried after an answer it never saw
+
+        (recorded,) = read(order)
+        assert recorded.numbers == tracking.numbers
+
+    def test_mark_fulfilled_of_an_unknown_order_is_a_final_channel_error(self, adapter: ChannelAdapter) -> None:
+        _implements(adapter, "mark_fulfilled")
+        tracking = Tracking(numbers=("1Z999AA10123456784",), carrier="UPS")
+
+        with pytest.raises(ChannelError) as caught:
+            self.mark(adapter, self.unknown_order_external_id, tracking)
+
+        assert caught.value.retryable is False, "retrying cannot make the order exist"
+
     # ------------------------------------------------------------------------------------------------ stock
 
     def test_push_stock_sets_absolute_quantities_and_answers_in_order(
@@ -573,4 +637,14 @@ class ChannelAdapterConformance:
 SeedStock = Callable[..., list[StockQuantity]]
 ChannelQuantity = Callable[[Mapping[str, str]], int]
 DriftStock = Callable[[Mapping[str, str], int], None]
-__all__ = ["ChannelAdapterConformance", "ChannelQuantity", "DriftStock", "SeedStock", "assert_well_formed"]
+SeedFulfillableOrder = Callable[[], str]
+OrderFulfillment = Callable[[str], Sequence[Tracking]]
+__all__ = [
+    "ChannelAdapterConformance",
+    "ChannelQuantity",
+    "DriftStock",
+    "OrderFulfillment",
+    "SeedFulfillableOrder",
+    "SeedStock",
+    "assert_well_formed",
+]

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from channels_adapters.base import (
     AuthenticationFailed,
@@ -32,24 +33,33 @@ from channels_adapters.base import (
     RateLimiter,
     StockQuantity,
     Throttled,
+    Tracking,
 )
 from channels_adapters.shopify import API_VERSION, ShopifyAdapter
 from channels_adapters.shopify.adapter import (
     AVAILABLE_COST_PER_ITEM,
+    FULFILLMENT_CREATE_COST,
+    FULFILLMENT_ORDER_LINES_PAGE_SIZE,
+    FULFILLMENT_ORDERS_PAGE_SIZE,
     LINE_ITEMS_PAGE_SIZE,
+    ORDER_FULFILLMENTS_LIMIT,
     ORDERS_PAGE_SIZE,
     PRODUCTS_PAGE_SIZE,
     SET_AVAILABLE_COST,
     STALE_RETRIES,
     STOCK_PAGE_SIZE,
+    fulfillment_orders_cost,
     products_cost,
     stock_levels_cost,
 )
 from channels_adapters.shopify.client import PACE_MARGIN, THROTTLE_JITTER, ShopifyGraphQLClient
+from channels_adapters.shopify.mappers import tracking_company
 from tests.channels_adapters.conformance import (
     ChannelAdapterConformance,
     ChannelQuantity,
     DriftStock,
+    OrderFulfillment,
+    SeedFulfillableOrder,
     SeedStock,
     assert_well_formed,
 )
@@ -1429,3 +1439,421 @@ def test_our_own_set_comes_back_as_a_webhook_the_oms_can_recognise(clock: Virtua
     ((headers, body),) = received
     echo = adapter.parse_stock_update(adapter.verify_webhook(headers, body).payload)
     assert (echo.external_ids, echo.quantity) == (stock_ids(listing), 0)
+
+
+# ------------------------------------------------------------------------------------------- fulfillment
+
+
+@pytest.fixture
+def seed_fulfillable_order(emulator: ShopifyEmulator) -> SeedFulfillableOrder:
+    return lambda: str(emulator.add_order()["id"])
+
+
+@pytest.fixture
+def order_fulfillment(emulator: ShopifyEmulator) -> OrderFulfillment:
+    def read(order_external_id: str) -> list[Tracking]:
+        return [
+            Tracking(
+                numbers=tuple(recorded["tracking_numbers"]),
+                carrier=recorded["tracking_company"] or "",
+                url=(recorded["tracking_urls"] or [""])[0],
+            )
+            for recorded in emulator.fulfillments(order_external_id)
+        ]
+
+    return read
+
+
+class Meddler(requests.Session):
+    """A session that lets something happen on Shopify's side just before the first fulfillmentCreate goes out
+    (between the adapter's read of the order and its write)."""
+
+    def __init__(self, before_create: Callable[[], None]) -> None:
+        super().__init__()
+        self.before_create = before_create
+        self.meddled = False
+
+    def post(self, url: Any, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        body = kwargs.get("json")
+        if not self.meddled and isinstance(body, dict) and "fulfillmentCreate" in str(body.get("query")):
+            self.meddled = True
+            self.before_create()
+        return super().post(url, *args, **kwargs)
+
+
+def meddled_adapter(
+    emulator: ShopifyEmulator, clock: VirtualClock, before_create: Callable[[], None]
+) -> ShopifyAdapter:
+    config = make_adapter(emulator).config
+    return ShopifyAdapter(config, session=Meddler(before_create), sleep=clock.sleep, clock=clock.monotonic)
+
+
+def creates(emulator: ShopifyEmulator) -> list[Any]:
+    return [r for r in emulator.graphql_requests if "fulfillmentCreate" in r.json["query"]]
+
+
+def mark(adapter: ShopifyAdapter, order: Mapping[str, Any] | str, *numbers: str, **tracking: Any) -> None:
+    ident = order if isinstance(order, str) else str(order["id"])
+    tracking.setdefault("carrier", "UPS")
+    adapter.mark_fulfilled(order_external_id=ident, tracking=Tracking(numbers=numbers, **tracking))
+
+
+USPS_NUMBER = "9400111899223197428490"
+HAND_FULFILLMENT = """
+mutation ByHand($f: FulfillmentInput!) { fulfillmentCreate(fulfillment: $f) { userErrors { field message } } }
+"""
+USPS_URL = f"https://tools.usps.com/go/TrackConfirmAction?tLabels={USPS_NUMBER}"
+
+
+def test_a_single_parcel_becomes_one_fulfillment_of_every_line(
+    emulator: ShopifyEmulator, adapter: ShopifyAdapter
+) -> None:
+    order = emulator.add_order()
+
+    mark(adapter, order, USPS_NUMBER, carrier="usps", url=USPS_URL)
+
+    (fulfillment,) = emulator.fulfillments(order["id"])
+    (fulfillment_order,) = emulator.fulfillment_orders(order["id"])
+    assert (fulfillment["tracking_company"], fulfillment["tracking_numbers"], fulfillment["tracking_urls"]) == (
+        "USPS",  # Shopify's spelling: it builds the link and follows the parcel
+        [USPS_NUMBER],
+        [USPS_URL],
+    )
+    assert fulfillment["notify_customer"] is False
+    assert fulfillment["fulfillment_order_ids"] == [fulfillment_order["id"]]
+    assert sorted(line["quantity"] for line in fulfillment["line_items"]) == [1, 2], "every line, every unit"
+    assert fulfillment_order["status"] == "CLOSED"
+    rest = emulator.get_order(order["id"])
+    assert rest["fulfillment_status"] == "fulfilled"
+    assert rest["fulfillments"][0]["tracking_numbers"] == [USPS_NUMBER]
+
+
+def test_the_write_back_reads_fulfillment_orders_then_calls_fulfillment_create_with_a_key(
+    emulator: ShopifyEmulator, adapter: ShopifyAdapter
+) -> None:
+    order = emulator.add_order()
+
+    mark(adapter, order, USPS_NUMBER, carrier="USPS", url=USPS_URL)
+
+    read, create = emulator.graphql_requests
+    (fulfillment_order,) = emulator.fulfillment_orders(order["id"])
+    assert "fulfillmentOrders(first: $first, after: $after)" in read.json["query"]
+    assert read.json["variables"]["id"] == f"gid://shopify/Order/{order['id']}"
+    assert read.response["extensions"]["cost"]["requestedQueryCost"] <= fulfillment_orders_cost(
+        FULFILLMENT_ORDERS_PAGE_SIZE, FULFILLMENT_ORDER_LINES_PAGE_SIZE, ORDER_FULFILLMENTS_LIMIT
+    )
+    assert "fulfillmentCreate(fulfillment: $fulfillment) @idempotent(key: $idempotencyKey)" in create.json["query"]
+    assert "fulfillmentCreateV2" not in create.json["query"], "the deprecated name"
+    assert "FulfillmentInput!" in create.json["query"]
+    variables = create.json["variables"]
+    assert uuid.UUID(variables["idempotencyKey"]).version == 5
+    assert variables["fulfillment"] == {
+        "lineItemsByFulfillmentOrder": [{"fulfillmentOrderId": fulfillment_order["id"]}],
+        "notifyCustomer": False,
+        "trackingInfo": {"company": "USPS", "numbers": [USPS_NUMBER], "urls": [USPS_URL]},
+    }
+    assert create.response["extensions"]["cost"]["requestedQueryCost"] == FULFILLMENT_CREATE_COST
+    assert create.response["data"]["fulfillmentCreate"]["userErrors"] == []
+
+
+def test_several_parcels_go_in_one_tracking_info_with_a_url_each(
+    emulator: ShopifyEmulator, adapter: ShopifyAdapter
+) -> None:
+    order = emulator.add_order()
+
+    mark(
+        adapter,
+        order,
+        "1Z999AA10123456784",
+        " 1Z999AA10123456791 ",
+        "1Z999AA10123456784",  # the same parcel twice: once is enough
+        carrier="UPS",
+        url="https://www.ups.com/track?tracknum={number}",  # the carrier account's template
+        notify_customer=True,
+    )
+
+    (fulfillment,) = emulator.fulfillments(order["id"])
+    assert fulfillment["tracking_numbers"] == ["1Z999AA10123456784", "1Z999AA10123456791"]
+    assert fulfillment["tracking_urls"] == [
+        "https://www.ups.com/track?tracknum=1Z999AA10123456784",
+        "https://www.ups.com/track?tracknum=1Z999AA10123456791",
+    ]
+    assert fulfillment["notify_customer"] is True
+    (create,) = creates(emulator)
+    assert create.json["variables"]["fulfillment"]["trackingInfo"]["numbers"] == fulfillment["tracking_numbers"]
+    assert create.json["variables"]["fulfillment"]["notifyCustomer"] is True
+
+
+@pytest.mark.parametrize(
+    ("carrier", "company"),
+    [
+        ("usps", "USPS"),
+        ("Fedex", "FedEx"),
+        ("Federal Express", "FedEx"),
+        ("dpd", "DPD"),
+        ("DPD UK", "DPD UK"),
+        ("gls", "GLS"),
+        ("packeta", "Packeta"),
+        ("Zásilkovna", "Packeta"),
+        ("royal-mail", "Royal Mail"),
+        ("Kurýr Novák", "Kurýr Novák"),  # unknown to Shopify: sent as the OMS names it
+    ],
+)
+def test_carriers_are_sent_in_shopifys_spelling_when_it_knows_them(carrier: str, company: str) -> None:
+    assert tracking_company(carrier) == company
+
+
+def test_an_unknown_carrier_goes_as_is_with_its_url(emulator: ShopifyEmulator, adapter: ShopifyAdapter) -> None:
+    order = emulator.add_order()
+
+    mark(adapter, order, "KN-0042", carrier="Kurýr Novák", url="https://kuryr.example/sledovani/KN-0042")
+
+    (fulfillment,) = emulator.fulfillments(order["id"])
+    assert fulfillment["tracking_company"] == "Kurýr Novák"
+    assert fulfillment["tracking_urls"] == ["https://kuryr.example/sledovani/KN-0042"]
+
+
+def test_no_tracking_number_still_fulfils(emulator: ShopifyEmulator, adapter: ShopifyAdapter) -> None:
+    order = emulator.add_order()
+
+    mark(adapter, order, carrier="")
+
+    (fulfillment,) = emulator.fulfillments(order["id"])
+    assert (fulfillment["tracking_company"], fulfillment["tracking_numbers"]) == (None, [])
+    assert "trackingInfo" not in creates(emulator)[0].json["variables"]["fulfillment"]
+
+
+def test_a_retry_with_the_same_tracking_is_not_a_second_fulfillment(
+    emulator: ShopifyEmulator, adapter: ShopifyAdapter
+) -> None:
+    order = emulator.add_order()
+
+    mark(adapter, order, USPS_NUMBER, carrier="USPS")
+    mark(adapter, order, USPS_NUMBER, carrier="USPS")
+    mark(adapter, order, f" {USPS_NUMBER}", carrier="usps", url=USPS_URL)  # the same parcel, described again
+
+    assert len(emulator.fulfillments(order["id"])) == 1
+    assert len(creates(emulator)) == 1, "the retries only read the order"
+    assert len(emulator.graphql_requests) == 4
+
+
+def test_a_lost_answer_is_retried_under_the_same_key_and_fulfils_once(
+    emulator: ShopifyEmulator, clock: VirtualClock
+) -> None:
+    order = emulator.add_order()
+    # Shopify creates the fulfillment, then the gateway times out: the client retries the very same call.
+    adapter = meddled_adapter(emulator, clock, lambda: emulator.fail_next(1, status=504, after=True))
+
+    mark(adapter, order, USPS_NUMBER, carrier="USPS")
+
+    (fulfillment,) = emulator.fulfillments(order["id"])
+    first, retry = creates(emulator)
+    assert first.status == 504
+    assert retry.json == first.json, "the same body under the same key"
+    assert retry.response["data"]["fulfillmentCreate"]["fulfillment"]["id"] == fulfillment["id"]
+
+
+def test_two_workers_writing_back_the_same_tracking_make_one_fulfillment(
+    emulator: ShopifyEmulator, clock: VirtualClock
+) -> None:
+    order = emulator.add_order()
+    other_worker = make_adapter(emulator, sleep=clock.sleep, clock=clock.monotonic)
+    adapter = meddled_adapter(emulator, clock, lambda: mark(other_worker, order, USPS_NUMBER, carrier="USPS"))
+
+    mark(adapter, order, USPS_NUMBER, carrier="USPS")
+
+    assert len(emulator.fulfillments(order["id"])) == 1
+    ours, theirs = creates(emulator)  # the other worker's ran first, inside ours
+    assert ours.json["variables"]["idempotencyKey"] == theirs.json["variables"]["idempotencyKey"]
+
+
+def test_fulfilled_by_hand_with_the_same_number_meanwhile_counts_as_done(
+    emulator: ShopifyEmulator, clock: VirtualClock
+) -> None:
+    order = emulator.add_order()
+    (fulfillment_order,) = emulator.fulfillment_orders(order["id"])
+
+    def merchant_fulfils() -> None:
+        requests.post(
+            emulator.graphql_url,
+            json={
+                "query": HAND_FULFILLMENT,
+                "variables": {
+                    "f": {
+                        "lineItemsByFulfillmentOrder": [{"fulfillmentOrderId": fulfillment_order["id"]}],
+                        "trackingInfo": {"number": USPS_NUMBER},
+                    }
+                },
+            },
+            headers={"X-Shopify-Access-Token": emulator.access_token},
+            timeout=5,
+        ).raise_for_status()
+
+    adapter = meddled_adapter(emulator, clock, merchant_fulfils)
+
+    mark(adapter, order, USPS_NUMBER, carrier="USPS")  # refused as closed, then found done
+
+    assert len(emulator.fulfillments(order["id"])) == 1
+    ours = creates(emulator)[-1]
+    assert "unfulfillable status= closed" in ours.response["data"]["fulfillmentCreate"]["userErrors"][0]["message"]
+
+
+def test_an_unknown_order_is_a_final_error_without_a_write(emulator: ShopifyEmulator, adapter: ShopifyAdapter) -> None:
+    with pytest.raises(ChannelError) as caught:
+        mark(adapter, "4404040404", USPS_NUMBER)
+
+    assert type(caught.value) is ChannelError
+    assert caught.value.retryable is False
+    assert "no order gid://shopify/Order/4404040404" in str(caught.value)
+    assert creates(emulator) == []
+
+
+def test_an_order_id_shopify_cannot_have_fails_before_any_call(
+    emulator: ShopifyEmulator, adapter: ShopifyAdapter
+) -> None:
+    with pytest.raises(ChannelError) as caught:
+        mark(adapter, "#1001", USPS_NUMBER)
+
+    assert caught.value.retryable is False
+    assert emulator.requests == []
+
+
+def test_a_closed_fulfillment_order_is_a_final_error_without_a_write(
+    emulator: ShopifyEmulator, adapter: ShopifyAdapter
+) -> None:
+    order = emulator.add_order()
+    (fulfillment_order,) = emulator.fulfillment_orders(order["id"])
+    emulator.set_fulfillment_order_status(fulfillment_order["id"], "CLOSED")  # fulfilled outside the OMS
+
+    with pytest.raises(ChannelError) as caught:
+        mark(adapter, order, USPS_NUMBER)
+
+    assert caught.value.retryable is False
+    assert "nothing left to fulfil" in str(caught.value)
+    assert "CLOSED" in str(caught.value)
+    assert creates(emulator) == []
+
+
+def test_an_order_fulfilled_with_other_tracking_is_a_final_error(
+    emulator: ShopifyEmulator, adapter: ShopifyAdapter
+) -> None:
+    order = emulator.add_order()
+    mark(adapter, order, "1Z999AA10123456784")
+
+    with pytest.raises(ChannelError) as caught:
+        mark(adapter, order, "1Z999AA10123456791")  # a second label for a shipment already written back
+
+    assert caught.value.retryable is False
+    assert "other tracking (1Z999AA10123456784)" in str(caught.value)
+    assert len(emulator.fulfillments(order["id"])) == 1
+
+
+def test_a_fulfillment_order_closed_between_read_and_write_is_shopifys_final_refusal(
+    emulator: ShopifyEmulator, clock: VirtualClock
+) -> None:
+    order = emulator.add_order()
+    (fulfillment_order,) = emulator.fulfillment_orders(order["id"])
+    adapter = meddled_adapter(
+        emulator, clock, lambda: emulator.set_fulfillment_order_status(fulfillment_order["id"], "CLOSED")
+    )
+
+    with pytest.raises(ChannelError) as caught:
+        mark(adapter, order, USPS_NUMBER)
+
+    assert caught.value.retryable is False
+    number = fulfillment_order["id"].rsplit("/", 1)[1]
+    assert f"Fulfillment order {number} has an unfulfillable status= closed." in str(caught.value)
+    assert emulator.fulfillments(order["id"]) == []
+    assert [("fulfillmentCreate" in r.json["query"]) for r in emulator.graphql_requests] == [False, True, False]
+
+
+def test_an_order_on_hold_is_a_retryable_error(emulator: ShopifyEmulator, adapter: ShopifyAdapter) -> None:
+    order = emulator.add_order()
+    (fulfillment_order,) = emulator.fulfillment_orders(order["id"])
+    emulator.set_fulfillment_order_status(fulfillment_order["id"], "ON_HOLD")
+
+    with pytest.raises(ChannelError) as caught:
+        mark(adapter, order, USPS_NUMBER)
+
+    assert caught.value.retryable is True, "the hold may be released"
+    assert creates(emulator) == []
+    emulator.set_fulfillment_order_status(fulfillment_order["id"], "OPEN")
+    mark(adapter, order, USPS_NUMBER)
+    assert len(emulator.fulfillments(order["id"])) == 1
+
+
+def test_a_throttled_write_waits_then_succeeds(emulator: ShopifyEmulator, clock: VirtualClock) -> None:
+    order = emulator.add_order()
+    adapter = meddled_adapter(emulator, clock, lambda: emulator.force_throttled(1, currently_available=4))
+
+    mark(adapter, order, USPS_NUMBER, carrier="USPS")
+
+    (waited,) = clock.sleeps
+    low = (FULFILLMENT_CREATE_COST - 4) / 100
+    assert low <= waited <= low + THROTTLE_JITTER + PACE_MARGIN
+    assert [r.response.get("errors", [{}])[0].get("message") for r in emulator.requests] == [None, "Throttled", None]
+    assert len(emulator.fulfillments(order["id"])) == 1
+
+
+def test_endless_throttling_is_a_retryable_throttled(
+    emulator: ShopifyEmulator, adapter: ShopifyAdapter, clock: VirtualClock
+) -> None:
+    order = emulator.add_order()
+    emulator.force_throttled(100)
+
+    with pytest.raises(Throttled) as caught:
+        mark(adapter, order, USPS_NUMBER)
+
+    assert caught.value.retryable is True
+    assert emulator.fulfillments(order["id"]) == []
+
+
+def test_an_outage_during_the_write_is_retried(emulator: ShopifyEmulator, clock: VirtualClock) -> None:
+    order = emulator.add_order()
+    adapter = meddled_adapter(emulator, clock, lambda: emulator.fail_next(2, status=503))
+
+    mark(adapter, order, USPS_NUMBER)
+
+    assert [r.status for r in creates(emulator)] == [503, 503, 200]
+    assert len(emulator.fulfillments(order["id"])) == 1
+
+
+def test_an_order_split_over_two_locations_gets_a_fulfillment_at_each(
+    emulator: ShopifyEmulator, adapter: ShopifyAdapter
+) -> None:
+    order = emulator.add_order()
+    second = emulator.add_location("Overflow warehouse")
+    emulator.split_fulfillment_order(order["id"], [order["line_items"][1]["id"]], location=second)
+
+    mark(adapter, order, USPS_NUMBER, carrier="USPS")
+
+    fulfillments = emulator.fulfillments(order["id"])
+    assert sorted(f["location_id"] for f in fulfillments) == sorted([emulator.location_id, second])
+    assert all(f["tracking_numbers"] == [USPS_NUMBER] for f in fulfillments)
+    assert len(creates(emulator)) == 2, "one fulfillmentCreate per location"
+    assert {fo["status"] for fo in emulator.fulfillment_orders(order["id"])} == {"CLOSED"}
+    assert emulator.get_order(order["id"])["fulfillment_status"] == "fulfilled"
+
+
+def test_a_location_put_on_hold_midway_is_retried_later_for_what_is_left(
+    emulator: ShopifyEmulator, clock: VirtualClock
+) -> None:
+    order = emulator.add_order()
+    second = emulator.split_fulfillment_order(
+        order["id"], [order["line_items"][1]["id"]], location=emulator.add_location("Overflow")
+    )
+    adapter = meddled_adapter(emulator, clock, lambda: emulator.set_fulfillment_order_status(second, "ON_HOLD"))
+
+    with pytest.raises(ChannelError) as caught:
+        mark(adapter, order, USPS_NUMBER)
+
+    assert caught.value.retryable is True
+    assert len(emulator.fulfillments(order["id"])) == 1, "the other location went through"
+    emulator.set_fulfillment_order_status(second, "OPEN")
+    emulator.clear_requests()
+
+    mark(adapter, order, USPS_NUMBER)
+
+    assert len(emulator.fulfillments(order["id"])) == 2
+    (create,) = creates(emulator)
+    assert create.json["variables"]["fulfillment"]["lineItemsByFulfillmentOrder"] == [{"fulfillmentOrderId": second}]

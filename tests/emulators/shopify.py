@@ -7,8 +7,8 @@ their REST (webhook) shape and renders them as GraphQL `Order` nodes, so one ord
 
 GraphQL is read by a small parser (operations, variables, fragments, aliases, directives); only the
 fields that a query selects are returned, and a field the emulator does not know is an error, exactly as a
-typo would be on Shopify. Root fields: `orders`, `order`, `shop`, the inventory ones below, `nodes`; more can
-be added with `register_root_field`.
+typo would be on Shopify. Root fields: `orders`, `order`, `shop`, the inventory ones below, `fulfillmentOrder`,
+`nodes`; more can be added with `register_root_field`.
 
 Inventory follows Shopify's model: a product has variants, each variant one inventory item (SKU, tracked,
 measurement), stocked at locations through inventory levels with named quantities (`available`, `on_hand`,
@@ -20,6 +20,17 @@ the same key with another input is IDEMPOTENCY_KEY_PARAMETER_MISMATCH). Helpers:
 `add_location`, `set_available` (a change made on Shopify's side), `available`, `level_webhook`; with
 `webhook_url` set, every change of a level is POSTed there as a signed `inventory_levels/update`, our own sets
 included (the echo), as Shopify does.
+
+Fulfillment follows the fulfillment-order model (2023-07 on): every stored order gets one OPEN `FulfillmentOrder`
+at the primary location covering all its lines (CLOSED when the order is already fulfilled or cancelled),
+listed by `Order.fulfillmentOrders` and `fulfillmentOrder(id:)`; `fulfillmentCreate(fulfillment:)` fulfils them
+(all remaining lines, or the quantities given), closes each one left with nothing to fulfil, records a
+`Fulfillment` with its tracking (`Order.fulfillments`, helper `fulfillments()`), and updates the REST shape as
+Shopify does (`fulfillment_status`, the lines' `fulfillable_quantity`, the order's `fulfillments`). It refuses
+with the userErrors Shopify sends (plain `UserError`: field and message, no code), e.g. "Fulfillment order does
+not exist." or "Fulfillment order 1 has an unfulfillable status= closed.", and honours `@idempotent(key:)` as
+inventorySetQuantities does (optional there). Helpers: `fulfillment_orders()`, `set_fulfillment_order_status()`
+(a hold, or a fulfillment made elsewhere), `split_fulfillment_order()` (lines moved to another location).
 
 Query cost follows Shopify's published rules: scalars and enums cost 0, an object 1, a connection
 2 + first x (1 + the cost of one node) plus 1 for its pageInfo, `nodes(ids:)` one node per id, a mutation's
@@ -94,6 +105,10 @@ INVENTORY_REASONS = frozenset(
     }
 )
 WEIGHT_UNITS = frozenset({"GRAMS", "KILOGRAMS", "OUNCES", "POUNDS"})
+FULFILLMENT_ORDER_STATUSES = frozenset(
+    {"OPEN", "IN_PROGRESS", "CLOSED", "CANCELLED", "INCOMPLETE", "ON_HOLD", "SCHEDULED"}
+)
+FULFILLABLE_STATUSES = frozenset({"OPEN", "IN_PROGRESS"})
 
 # --------------------------------------------------------------------------------------------------------
 # ids and timestamps
@@ -1414,6 +1429,20 @@ class ShopifyEmulator:
             arguments=("input",),
             required=("input",),
         )
+        # fulfillment
+        self._fulfillment_orders: dict[int, dict[str, Any]] = {}
+        self._fulfillments: dict[int, dict[str, Any]] = {}
+        self._fulfillment_keys: dict[str, tuple[str, dict[str, Any]]] = {}  # key -> (input fingerprint, payload)
+        self.register_root_field(
+            "fulfillmentOrder", self._resolve_fulfillment_order, arguments=("id",), required=("id",)
+        )
+        self.register_root_field(
+            "fulfillmentCreate",
+            self._fulfillment_create,
+            operation="mutation",
+            arguments=("fulfillment", "message"),
+            required=("fulfillment",),
+        )
 
     # ------------------------------------------------------------------------------------------ lifecycle
 
@@ -1475,6 +1504,7 @@ class ShopifyEmulator:
             if int(order["id"]) in self._orders:
                 raise ValueError(f"order {order['id']} already exists; use update_order")
             self._orders[int(order["id"])] = order
+            self._open_fulfillment_orders(order)
             return copy.deepcopy(order)
 
     def put_order(self, payload: Mapping[str, Any]) -> dict[str, Any]:
@@ -1482,6 +1512,7 @@ class ShopifyEmulator:
         order = copy.deepcopy(dict(payload))
         with self._lock:
             self._orders[int(order["id"])] = order
+            self._open_fulfillment_orders(order)
             return copy.deepcopy(order)
 
     def update_order(self, order_id: int | str, **changes: Any) -> dict[str, Any]:
@@ -1505,6 +1536,145 @@ class ShopifyEmulator:
     def orders(self) -> list[dict[str, Any]]:
         with self._lock:
             return [copy.deepcopy(order) for order in self._orders.values()]
+
+    # ------------------------------------------------------------------------------------ fulfillment store
+
+    def fulfillment_orders(self, order_id: int | str) -> list[dict[str, Any]]:
+        """The order's fulfillment orders, oldest first: `id` (gid), `status`, `request_status`, `location_id`
+        (gid) and `lines` (each `id` gid, `line_item_id`, `total`, `remaining`)."""
+        number = self._order_number(order_id)
+        with self._lock:
+            return [
+                {
+                    "id": gid("FulfillmentOrder", ident),
+                    "status": record["status"],
+                    "request_status": record["request_status"],
+                    "location_id": gid("Location", record["location_id"]),
+                    "lines": [
+                        {
+                            "id": gid("FulfillmentOrderLineItem", line["id"]),
+                            "line_item_id": line["line_item_id"],
+                            "total": line["total"],
+                            "remaining": line["remaining"],
+                        }
+                        for line in record["lines"]
+                    ],
+                }
+                for ident, record in sorted(self._fulfillment_orders.items())
+                if record["order_id"] == number
+            ]
+
+    def fulfillments(self, order_id: int | str) -> list[dict[str, Any]]:
+        """What fulfillmentCreate recorded for the order, oldest first: `id` (gid), `status`, `location_id`,
+        `tracking_company`, `tracking_numbers`, `tracking_urls`, `notify_customer`, `fulfillment_order_ids`,
+        `line_items` (each `id` of the order's line and `quantity`)."""
+        number = self._order_number(order_id)
+        with self._lock:
+            return [
+                {
+                    "id": gid("Fulfillment", ident),
+                    "status": record["status"],
+                    "location_id": gid("Location", record["location_id"]),
+                    "tracking_company": record["tracking_company"],
+                    "tracking_numbers": [entry["number"] for entry in record["tracking"] if entry["number"]],
+                    "tracking_urls": [entry["url"] for entry in record["tracking"] if entry["url"]],
+                    "notify_customer": record["notify_customer"],
+                    "fulfillment_order_ids": [gid("FulfillmentOrder", fo) for fo in record["fulfillment_order_ids"]],
+                    "line_items": [dict(line) for line in record["lines"]],
+                }
+                for ident, record in sorted(self._fulfillments.items())
+                if record["order_id"] == number
+            ]
+
+    def set_fulfillment_order_status(self, fulfillment_order: Any, status: str) -> None:
+        """Change a fulfillment order's status on Shopify's side: ON_HOLD (a hold), CLOSED (fulfilled outside
+        the app: nothing remains), OPEN again. `fulfillment_order` is a gid or a number."""
+        if status not in FULFILLMENT_ORDER_STATUSES:
+            raise ValueError(f"status must be one of {sorted(FULFILLMENT_ORDER_STATUSES)}")
+        number = gid_number(fulfillment_order, "FulfillmentOrder")
+        with self._lock:
+            record = self._fulfillment_orders[number or -1]
+            record["status"] = status
+            if status == "CLOSED":
+                for line in record["lines"]:
+                    line["remaining"] = 0
+            _touch(record)
+
+    def split_fulfillment_order(
+        self, order_id: int | str, line_item_ids: Iterable[int], *, location: str | None = None
+    ) -> str:
+        """Move these lines of the order (REST line ids) out of their open fulfillment order into a new OPEN one
+        assigned to `location` (default: the primary one), as when the merchant ships them from elsewhere.
+        Returns the new fulfillment order's gid."""
+        number = self._order_number(order_id)
+        location_id = self._location_number(location)
+        wanted = {int(ident) for ident in line_item_ids}
+        ident = next_id()
+        now = _graphql_now()
+        with self._lock:
+            moved: list[dict[str, Any]] = []
+            for record in self._fulfillment_orders.values():
+                if record["order_id"] != number or record["status"] not in FULFILLABLE_STATUSES:
+                    continue
+                taken = [line for line in record["lines"] if line["line_item_id"] in wanted]
+                if not taken:
+                    continue
+                moved.extend(taken)
+                record["lines"] = [line for line in record["lines"] if line["line_item_id"] not in wanted]
+                if not record["lines"]:
+                    record["status"] = "CLOSED"  # emptied: Shopify closes a fulfillment order it moved away
+                _touch(record)
+            if not moved:
+                raise KeyError(f"no open fulfillment order of order {order_id} has lines {sorted(wanted)}")
+            self._fulfillment_orders[ident] = {
+                "id": ident,
+                "order_id": number,
+                "status": "OPEN",
+                "request_status": "UNSUBMITTED",
+                "location_id": location_id,
+                "lines": moved,
+                "created_at": now,
+                "updated_at": now,
+            }
+        return gid("FulfillmentOrder", ident)
+
+    def _order_number(self, order_id: int | str) -> int:
+        number = gid_number(order_id, "Order")
+        if number is None:
+            raise KeyError(f"not an order id: {order_id!r}")
+        return number
+
+    def _open_fulfillment_orders(self, order: Mapping[str, Any]) -> None:
+        """One fulfillment order at the primary location for all of a (new or replaced) order's lines; CLOSED
+        when the order is fulfilled or cancelled already. Runs under self._lock."""
+        order_id = int(order["id"])
+        for table in (self._fulfillment_orders, self._fulfillments):
+            for ident in [ident for ident, record in table.items() if record["order_id"] == order_id]:
+                del table[ident]
+        done = order.get("fulfillment_status") == "fulfilled" or order.get("cancelled_at") is not None
+        lines = []
+        for line in order.get("line_items") or []:
+            # put_order takes any payload: a line without a numeric id or quantity has nothing to fulfil.
+            line_id, total = gid_number(line.get("id"), "LineItem"), line.get("quantity")
+            if line_id is None or isinstance(total, bool) or not isinstance(total, int) or total <= 0:
+                continue
+            fulfillable = line.get("fulfillable_quantity", total)
+            remaining = 0 if done or not isinstance(fulfillable, int) else max(min(fulfillable, total), 0)
+            lines.append({"id": next_id(), "line_item_id": line_id, "total": total, "remaining": remaining})
+        if not lines:
+            return
+        ident = next_id()
+        now = _graphql_now()
+        self._fulfillment_orders[ident] = {
+            "id": ident,
+            "order_id": order_id,
+            "status": "OPEN" if any(line["remaining"] for line in lines) else "CLOSED",
+            "request_status": "UNSUBMITTED",
+            "location_id": self._location_number(None),
+            "lines": lines,
+            "created_at": now,
+            "updated_at": now,
+        }
 
     # -------------------------------------------------------------------------------------- inventory store
 
@@ -2027,7 +2197,7 @@ class ShopifyEmulator:
                 "PROCESSED_AT": utc("processed_at"),
                 "ORDER_NUMBER": lambda o: (int(o.get("order_number") or 0), int(o["id"])),
             },
-            render=order_node,
+            render=self._order_node,
         )
 
     def _resolve_order(self, arguments: dict[str, Any]) -> dict[str, Any] | None:
@@ -2039,7 +2209,7 @@ class ShopifyEmulator:
                 extensions={"code": "argumentLiteralsIncompatible"},
             )
         order = self._orders.get(int(match.group(1)))
-        return None if order is None else order_node(order)
+        return None if order is None else self._order_node(order)
 
     def _shop(self) -> dict[str, Any]:
         return {
@@ -2321,7 +2491,9 @@ class ShopifyEmulator:
                 "ProductVariant": (self._variants, self._variant_node),
                 "Product": (self._products, self._product_node),
                 "Location": (self._locations, self._location_node),
-                "Order": (self._orders, lambda i: order_node(self._orders[i])),
+                "Order": (self._orders, lambda i: self._order_node(self._orders[i])),
+                "FulfillmentOrder": (self._fulfillment_orders, self._fulfillment_order_node),
+                "Fulfillment": (self._fulfillments, self._fulfillment_node),
             }
             table, render = tables.get(kind, ({}, lambda i: {}))
             found.append(render(ident) if ident in table else None)
@@ -2557,6 +2729,378 @@ class ShopifyEmulator:
         self._queue_level_webhooks(changed)
         return _set_quantities_payload(group, [])
 
+    # ---------------------------------------------------------------------------------------- fulfillment
+    # Runs under self._lock (see _graphql), like the inventory resolvers.
+
+    def _order_node(self, order: Mapping[str, Any]) -> dict[str, Any]:
+        """`order_node` plus what only the emulator knows: the order's fulfillment orders and fulfillments."""
+        node = order_node(order)
+        ident = int(order["id"])
+
+        def fulfillment_orders(arguments: dict[str, Any]) -> dict[str, Any]:
+            idents = [i for i, record in self._fulfillment_orders.items() if record["order_id"] == ident]
+            return connection(
+                "FulfillmentOrderConnection",
+                idents,
+                arguments,
+                field_name="fulfillmentOrders",
+                sort_keys={"ID": lambda i: (i, i)},
+                default_sort="ID",
+                render=self._fulfillment_order_node,
+            )
+
+        def fulfillments(arguments: dict[str, Any]) -> list[dict[str, Any]]:
+            idents = sorted(i for i, record in self._fulfillments.items() if record["order_id"] == ident)
+            first = arguments.get("first")
+            if first is not None:
+                if not isinstance(first, int) or isinstance(first, bool) or not 0 <= first <= MAX_PAGE_SIZE:
+                    raise GraphQLError(
+                        f"The first argument must be between 0 and {MAX_PAGE_SIZE}, got {first}",
+                        path=["fulfillments"],
+                        extensions={"code": "BAD_REQUEST"},
+                    )
+                idents = idents[:first]
+            return [self._fulfillment_node(i) for i in idents]
+
+        node["fulfillmentOrders"] = Resolver(fulfillment_orders, _CONNECTION_ARGS)
+        node["fulfillments"] = Resolver(fulfillments, ("first", "query"))
+        return node
+
+    def _fulfillment_order_node(self, ident: int) -> dict[str, Any]:
+        record = self._fulfillment_orders[ident]
+        order = self._orders[record["order_id"]]
+        currency = order.get("currency") or "USD"
+        order_lines = {int(line["id"]): line for line in order.get("line_items") or []}
+
+        def line_node(line: Mapping[str, Any]) -> dict[str, Any]:
+            order_line = order_lines.get(line["line_item_id"])
+            return {
+                "__typename": "FulfillmentOrderLineItem",
+                "id": gid("FulfillmentOrderLineItem", line["id"]),
+                "totalQuantity": line["total"],
+                "remainingQuantity": line["remaining"],
+                "sku": order_line.get("sku") if order_line else None,
+                "lineItem": self._lazy(lambda: None if order_line is None else _line_item_node(order_line, currency)),
+            }
+
+        def line_items(arguments: dict[str, Any]) -> dict[str, Any]:
+            return connection(
+                "FulfillmentOrderLineItemConnection",
+                list(record["lines"]),
+                arguments,
+                field_name="lineItems",
+                sort_keys={"ID": lambda line: (line["id"], line["id"])},
+                default_sort="ID",
+                render=line_node,
+            )
+
+        location = self._locations.get(record["location_id"], {})
+        return {
+            "__typename": "FulfillmentOrder",
+            "id": gid("FulfillmentOrder", ident),
+            "status": record["status"],
+            "requestStatus": record["request_status"],
+            "createdAt": record["created_at"],
+            "updatedAt": record["updated_at"],
+            "orderId": gid("Order", record["order_id"]),
+            "orderName": order.get("name"),
+            "order": self._lazy(lambda: self._order_node(order)),
+            "assignedLocation": {
+                "__typename": "FulfillmentOrderAssignedLocation",
+                "name": location.get("name"),
+                "location": self._lazy(lambda: self._location_node(record["location_id"])),
+            },
+            "lineItems": Resolver(line_items, _CONNECTION_ARGS),
+        }
+
+    def _fulfillment_node(self, ident: int) -> dict[str, Any]:
+        record = self._fulfillments[ident]
+
+        def tracking_info(arguments: dict[str, Any]) -> list[dict[str, Any]]:
+            first = arguments.get("first")
+            entries = record["tracking"] if first is None else record["tracking"][: max(int(first), 0)]
+            return [{"__typename": "FulfillmentTrackingInfo", **entry} for entry in entries]
+
+        return {
+            "__typename": "Fulfillment",
+            "id": gid("Fulfillment", ident),
+            "legacyResourceId": str(ident),
+            "name": record["name"],
+            "status": record["status"],
+            "displayStatus": "FULFILLED",
+            "createdAt": record["created_at"],
+            "updatedAt": record["created_at"],
+            "trackingInfo": Resolver(tracking_info, ("first",)),
+            "order": self._lazy(lambda: self._order_node(self._orders[record["order_id"]])),
+            "location": self._lazy(lambda: self._location_node(record["location_id"])),
+        }
+
+    def _resolve_fulfillment_order(self, arguments: dict[str, Any]) -> dict[str, Any] | None:
+        ident = self._required_gid(arguments, "FulfillmentOrder", "fulfillmentOrder")
+        return self._fulfillment_order_node(ident) if ident in self._fulfillment_orders else None
+
+    def _fulfillment_create(self, arguments: dict[str, Any]) -> dict[str, Any]:
+        """Fulfil fulfillment orders, under an idempotency key when one is given (see the module docstring)."""
+        directive = _Context.current_directives().get("idempotent")
+        key = directive.get("key") if directive else None
+        data = self._checked_fulfillment_input(arguments.get("fulfillment"))
+        message = arguments.get("message")
+        if message is not None and not isinstance(message, str):
+            raise _input_error("Could not coerce value to String: message", ["fulfillmentCreate", "message"])
+        fingerprint = json.dumps({"fulfillment": data, "message": message}, sort_keys=True, separators=(",", ":"))
+        if key is not None:
+            stored = self._fulfillment_keys.get(str(key))
+            if stored is not None:
+                if stored[0] != fingerprint:
+                    return _fulfillment_payload(
+                        None,
+                        [
+                            _plain_user_error(
+                                None, "The same idempotency key cannot be used with different operation parameters."
+                            )
+                        ],
+                    )
+                return stored[1]  # the first answer again, nothing fulfilled twice
+        payload = self._apply_fulfillment(data)
+        if key is not None:
+            self._fulfillment_keys[str(key)] = (fingerprint, payload)
+        return payload
+
+    def _checked_fulfillment_input(self, data: Any) -> dict[str, Any]:
+        """FulfillmentInput's shape, refused as a whole request (GraphQL input coercion) when wrong."""
+        where: list[Any] = ["fulfillmentCreate", "fulfillment"]
+        if not isinstance(data, dict):
+            raise _input_error("Expected value for fulfillment to be a FulfillmentInput object", where)
+        for name in data:
+            if name not in {"lineItemsByFulfillmentOrder", "notifyCustomer", "originAddress", "trackingInfo"}:
+                raise _input_error(f"Field is not defined on FulfillmentInput: {name}", [*where, name])
+        groups = data.get("lineItemsByFulfillmentOrder")
+        if not isinstance(groups, list):
+            raise _input_error(
+                "Expected value to not be null: lineItemsByFulfillmentOrder", [*where, "lineItemsByFulfillmentOrder"]
+            )
+        if len(groups) > MAX_INPUT_SIZE:
+            raise _input_size_error(len(groups), [*where, "lineItemsByFulfillmentOrder"])
+        for index, group in enumerate(groups):
+            at = [*where, "lineItemsByFulfillmentOrder", index]
+            if not isinstance(group, dict):
+                raise _input_error("Expected value to be a FulfillmentOrderLineItemsInput object", at)
+            for name in group:
+                if name not in {"fulfillmentOrderId", "fulfillmentOrderLineItems"}:
+                    raise _input_error(f"Field is not defined on FulfillmentOrderLineItemsInput: {name}", [*at, name])
+            if not isinstance(group.get("fulfillmentOrderId"), str):
+                raise _input_error("Expected value to not be null: fulfillmentOrderId", [*at, "fulfillmentOrderId"])
+            lines = group.get("fulfillmentOrderLineItems")
+            if lines is None:
+                continue
+            if not isinstance(lines, list):
+                raise _input_error(
+                    "Expected value to be a list: fulfillmentOrderLineItems", [*at, "fulfillmentOrderLineItems"]
+                )
+            for position, line in enumerate(lines):
+                line_at = [*at, "fulfillmentOrderLineItems", position]
+                if not isinstance(line, dict) or set(line) - {"id", "quantity"}:
+                    raise _input_error("Expected value to be a FulfillmentOrderLineItemInput object", line_at)
+                if not isinstance(line.get("id"), str):
+                    raise _input_error("Expected value to not be null: id", [*line_at, "id"])
+                quantity = line.get("quantity")
+                if isinstance(quantity, bool) or not isinstance(quantity, int):
+                    raise _input_error(f"Could not coerce value {quantity!r} to Int: quantity", [*line_at, "quantity"])
+        notify = data.get("notifyCustomer")
+        if notify is not None and not isinstance(notify, bool):
+            raise _input_error(
+                f"Could not coerce value {notify!r} to Boolean: notifyCustomer", [*where, "notifyCustomer"]
+            )
+        origin = data.get("originAddress")
+        if origin is not None and not isinstance(origin, dict):
+            raise _input_error("Expected value to be a FulfillmentOriginAddressInput object", [*where, "originAddress"])
+        tracking = data.get("trackingInfo")
+        if tracking is None:
+            return data
+        at = [*where, "trackingInfo"]
+        if not isinstance(tracking, dict):
+            raise _input_error("Expected value to be a FulfillmentTrackingInput object", at)
+        for name, value in tracking.items():
+            if name not in {"company", "number", "numbers", "url", "urls"}:
+                raise _input_error(f"Field is not defined on FulfillmentTrackingInput: {name}", [*at, name])
+            if value is None:
+                continue
+            values = value if name in ("numbers", "urls") else [value]
+            if name in ("numbers", "urls") and not isinstance(value, list):
+                raise _input_error(f"Expected value to be a list: {name}", [*at, name])
+            for item in values:
+                if not isinstance(item, str):
+                    raise _input_error(f"Could not coerce value {item!r} to String: {name}", [*at, name])
+                if name in ("url", "urls") and not re.fullmatch(r"https?://[^\s/]+\S*", item):
+                    # Shopify's URL scalar: an absolute address.
+                    raise _input_error(f"Invalid URL: {item!r}", [*at, name])
+        return data
+
+    def _apply_fulfillment(self, data: dict[str, Any]) -> dict[str, Any]:
+        groups = data["lineItemsByFulfillmentOrder"]
+        if not groups:
+            return _fulfillment_payload(
+                None,
+                [
+                    _plain_user_error(
+                        ["fulfillment", "lineItemsByFulfillmentOrder"],
+                        "Line items by fulfillment order can't be blank.",
+                    )
+                ],
+            )
+        plan: list[tuple[dict[str, Any], list[tuple[dict[str, Any], int]]]] = []
+        for group in groups:
+            number = gid_number(group["fulfillmentOrderId"], "FulfillmentOrder")
+            record = self._fulfillment_orders.get(number or -1)
+            if record is None:
+                return _fulfillment_payload(
+                    None, [_plain_user_error(["fulfillment"], "Fulfillment order does not exist.")]
+                )
+            if record["status"] not in FULFILLABLE_STATUSES:
+                return _fulfillment_payload(
+                    None,
+                    [
+                        _plain_user_error(
+                            ["fulfillment"],
+                            f"Fulfillment order {record['id']} has an unfulfillable status= "
+                            f"{record['status'].lower()}.",
+                        )
+                    ],
+                )
+            if plan and record["order_id"] != plan[0][0]["order_id"]:
+                return _fulfillment_payload(
+                    None, [_plain_user_error(["fulfillment"], "All fulfillment orders must belong to the same order.")]
+                )
+            if plan and record["location_id"] != plan[0][0]["location_id"]:
+                return _fulfillment_payload(
+                    None,
+                    [
+                        _plain_user_error(
+                            ["fulfillment"], "All fulfillment orders must be assigned to the same location."
+                        )
+                    ],
+                )
+            wanted = group.get("fulfillmentOrderLineItems")
+            moves: list[tuple[dict[str, Any], int]] = []
+            if wanted:
+                lines = {gid("FulfillmentOrderLineItem", line["id"]): line for line in record["lines"]}
+                for item in wanted:
+                    line = lines.get(item["id"])
+                    if line is None or not 0 < item["quantity"] <= line["remaining"]:
+                        return _fulfillment_payload(
+                            None,
+                            [
+                                _plain_user_error(
+                                    ["fulfillment"], "Invalid fulfillment order line item quantity requested."
+                                )
+                            ],
+                        )
+                    moves.append((line, item["quantity"]))
+            else:
+                moves = [(line, line["remaining"]) for line in record["lines"] if line["remaining"] > 0]
+            if not moves:
+                return _fulfillment_payload(
+                    None,
+                    [_plain_user_error(["fulfillment"], "Invalid fulfillment order line item quantity requested.")],
+                )
+            plan.append((record, moves))
+        tracking = data.get("trackingInfo") or {}
+        for single, many in (("number", "numbers"), ("url", "urls")):
+            if tracking.get(single) is not None and tracking.get(many) is not None:
+                # Shopify's reference says not to send both; the emulator refuses it to catch the mistake.
+                return _fulfillment_payload(
+                    None,
+                    [
+                        _plain_user_error(
+                            ["fulfillment", "trackingInfo"], f"Provide either {single} or {many}, not both."
+                        )
+                    ],
+                )
+        numbers = tracking.get("numbers") or ([tracking["number"]] if tracking.get("number") else [])
+        urls = tracking.get("urls") or ([tracking["url"]] if tracking.get("url") else [])
+        company = tracking.get("company")
+        entries = [
+            {"company": company, "number": number, "url": urls[index] if index < len(urls) else None}
+            for index, number in enumerate(numbers)
+        ]
+        if not entries and (company or urls):
+            entries = [{"company": company, "number": None, "url": urls[0] if urls else None}]
+
+        now = _graphql_now()
+        order = self._orders[plan[0][0]["order_id"]]
+        fulfilled: dict[int, int] = {}  # order line id -> quantity
+        for record, moves in plan:
+            for line, quantity in moves:
+                line["remaining"] -= quantity
+                fulfilled[line["line_item_id"]] = fulfilled.get(line["line_item_id"], 0) + quantity
+            record["status"] = "CLOSED" if not any(line["remaining"] for line in record["lines"]) else "IN_PROGRESS"
+            _touch(record)
+        ident = next_id()
+        sequence = 1 + sum(1 for other in self._fulfillments.values() if other["order_id"] == order["id"])
+        self._fulfillments[ident] = {
+            "id": ident,
+            "order_id": int(order["id"]),
+            "name": f"{order.get('name') or order['id']}.{sequence}",
+            "status": "SUCCESS",
+            "location_id": plan[0][0]["location_id"],
+            "tracking_company": company,
+            "tracking": entries,
+            "notify_customer": bool(data.get("notifyCustomer")),
+            "fulfillment_order_ids": [record["id"] for record, _ in plan],
+            "lines": [{"id": line_id, "quantity": quantity} for line_id, quantity in fulfilled.items()],
+            "created_at": now,
+        }
+        self._record_rest_fulfillment(order, self._fulfillments[ident])
+        return _fulfillment_payload(self._fulfillment_node(ident), [])
+
+    def _record_rest_fulfillment(self, order: dict[str, Any], record: Mapping[str, Any]) -> None:
+        """The REST side of a fulfillment: line and order fulfillment_status, fulfillable_quantity, the
+        order's `fulfillments`, and a later updated_at (an orders/updated would follow on Shopify)."""
+        quantities = {line["id"]: line["quantity"] for line in record["lines"]}
+        shipped = []
+        for line in order.get("line_items") or []:
+            quantity = quantities.get(int(line["id"]))
+            if not quantity:
+                continue
+            left = max(int(line.get("fulfillable_quantity", line.get("quantity")) or 0) - quantity, 0)
+            line["fulfillable_quantity"] = left
+            line["fulfillment_status"] = "fulfilled" if left == 0 else "partial"
+            shipped.append({**copy.deepcopy(line), "quantity": quantity})
+        open_left = any(
+            line["remaining"]
+            for other in self._fulfillment_orders.values()
+            if other["order_id"] == int(order["id"]) and other["status"] != "CANCELLED"
+            for line in other["lines"]
+        )
+        order["fulfillment_status"] = "partial" if open_left else "fulfilled"
+        numbers = [entry["number"] for entry in record["tracking"] if entry["number"]]
+        urls = [entry["url"] for entry in record["tracking"] if entry["url"]]
+        stamp = rest_timestamp(parse_time(record["created_at"]))
+        order.setdefault("fulfillments", []).append(
+            {
+                "id": record["id"],
+                "admin_graphql_api_id": gid("Fulfillment", record["id"]),
+                "created_at": stamp,
+                "location_id": record["location_id"],
+                "name": record["name"],
+                "order_id": int(order["id"]),
+                "service": "manual",
+                "shipment_status": None,
+                "status": "success",
+                "tracking_company": record["tracking_company"],
+                "tracking_number": numbers[0] if numbers else None,
+                "tracking_numbers": numbers,
+                "tracking_url": urls[0] if urls else None,
+                "tracking_urls": urls,
+                "updated_at": stamp,
+                "line_items": shipped,
+            }
+        )
+        previous = parse_time(order["updated_at"])
+        order["updated_at"] = rest_timestamp(
+            max(datetime.now(UTC).replace(microsecond=0), previous + timedelta(seconds=1))
+        )
+
 
 def _user_error(code: str, path: list[str] | None, message: str) -> dict[str, Any]:
     return {"__typename": "InventorySetQuantitiesUserError", "code": code, "field": path, "message": message}
@@ -2564,6 +3108,23 @@ def _user_error(code: str, path: list[str] | None, message: str) -> dict[str, An
 
 def _set_quantities_payload(group: dict[str, Any] | None, errors: list[dict[str, Any]]) -> dict[str, Any]:
     return {"__typename": "InventorySetQuantitiesPayload", "inventoryAdjustmentGroup": group, "userErrors": errors}
+
+
+def _touch(record: dict[str, Any]) -> None:
+    """A record changed: its updatedAt moves on, by at least a second (GraphQL DateTimes have whole seconds),
+    so that two states of one record never share a timestamp."""
+    previous = parse_time(record["updated_at"])
+    moment = max(datetime.now(UTC).replace(microsecond=0), previous + timedelta(seconds=1))
+    record["updated_at"] = moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _plain_user_error(path: list[str] | None, message: str) -> dict[str, Any]:
+    """A `UserError` (field and message, no code), as fulfillmentCreate's payload carries them."""
+    return {"__typename": "UserError", "field": path, "message": message}
+
+
+def _fulfillment_payload(fulfillment: dict[str, Any] | None, errors: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"__typename": "FulfillmentCreatePayload", "fulfillment": fulfillment, "userErrors": errors}
 
 
 def _input_size_error(size: int, path: list[Any]) -> GraphQLError:

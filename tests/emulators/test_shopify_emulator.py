@@ -985,3 +985,335 @@ def test_a_failure_after_processing_keeps_the_effect(emulator: ShopifyEmulator) 
 
     assert response.status_code == 504
     assert emulator.available(listing) == 9
+
+
+# ------------------------------------------------------------------------------------------- fulfillment
+
+ORDER_FULFILLMENT_QUERY = """
+query Fulfilment($id: ID!) {
+  order(id: $id) {
+    displayFulfillmentStatus
+    fulfillmentOrders(first: 5) {
+      nodes {
+        id status requestStatus updatedAt
+        assignedLocation { name location { id } }
+        lineItems(first: 10) { nodes { id totalQuantity remainingQuantity lineItem { sku } } }
+      }
+    }
+    fulfillments(first: 5) { id status trackingInfo { company number url } }
+  }
+}
+"""
+
+CREATE_MUTATION = """
+mutation Fulfil($fulfillment: FulfillmentInput!, $key: String!) {
+  fulfillmentCreate(fulfillment: $fulfillment) @idempotent(key: $key) {
+    fulfillment { id status trackingInfo { company number url } }
+    userErrors { field message }
+  }
+}
+"""
+
+
+def fulfilment_of(emulator: ShopifyEmulator, order: dict[str, Any]) -> dict[str, Any]:
+    result = gql(emulator, ORDER_FULFILLMENT_QUERY, {"id": order["admin_graphql_api_id"]})
+    assert "errors" not in result, result
+    node: dict[str, Any] = result["data"]["order"]
+    return node
+
+
+def fulfil(
+    emulator: ShopifyEmulator, fulfillment_orders: list[str], *, key: str | None = None, **fields: Any
+) -> dict[str, Any]:
+    fulfillment = {"lineItemsByFulfillmentOrder": [{"fulfillmentOrderId": fo} for fo in fulfillment_orders], **fields}
+    return gql(emulator, CREATE_MUTATION, {"fulfillment": fulfillment, "key": key or str(uuid.uuid4())})
+
+
+def only_fulfillment_order(emulator: ShopifyEmulator, order: dict[str, Any]) -> str:
+    (fulfillment_order,) = emulator.fulfillment_orders(order["id"])
+    return str(fulfillment_order["id"])
+
+
+def test_an_order_gets_one_open_fulfillment_order_for_all_its_lines(emulator: ShopifyEmulator) -> None:
+    order = emulator.add_order()
+
+    node = fulfilment_of(emulator, order)
+
+    assert node["displayFulfillmentStatus"] == "UNFULFILLED"
+    assert node["fulfillments"] == []
+    (fulfillment_order,) = node["fulfillmentOrders"]["nodes"]
+    assert re.fullmatch(r"gid://shopify/FulfillmentOrder/\d+", fulfillment_order["id"])
+    assert (fulfillment_order["status"], fulfillment_order["requestStatus"]) == ("OPEN", "UNSUBMITTED")
+    assert fulfillment_order["assignedLocation"] == {
+        "name": "Main warehouse",
+        "location": {"id": emulator.location_id},
+    }
+    assert [
+        (line["lineItem"]["sku"], line["totalQuantity"], line["remainingQuantity"])
+        for line in fulfillment_order["lineItems"]["nodes"]
+    ] == [("TEE-ORG-BLK-M", 2, 2), ("MUG-STONE-350", 1, 1)]
+    by_id = gql(emulator, "query($id: ID!) { fulfillmentOrder(id: $id) { status } }", {"id": fulfillment_order["id"]})
+    assert by_id["data"] == {"fulfillmentOrder": {"status": "OPEN"}}
+    as_node = gql(emulator, "query($ids: [ID!]!) { nodes(ids: $ids) { id } }", {"ids": [fulfillment_order["id"]]})
+    assert as_node["data"] == {"nodes": [{"id": fulfillment_order["id"]}]}
+
+
+@pytest.mark.parametrize(
+    "changes", [{"fulfillment_status": "fulfilled"}, {"cancelled_at": "2026-11-02T10:00:00-05:00"}]
+)
+def test_an_order_stored_fulfilled_or_cancelled_has_nothing_to_fulfil(
+    emulator: ShopifyEmulator, changes: dict[str, Any]
+) -> None:
+    order = emulator.put_order(order_payload(**changes))
+
+    (fulfillment_order,) = emulator.fulfillment_orders(order["id"])
+
+    assert fulfillment_order["status"] == "CLOSED"
+    assert [line["remaining"] for line in fulfillment_order["lines"]] == [0, 0]
+
+
+def test_fulfillment_create_fulfils_every_line_closes_and_records_the_tracking(emulator: ShopifyEmulator) -> None:
+    order = emulator.add_order()
+    fulfillment_order = only_fulfillment_order(emulator, order)
+
+    result = fulfil(
+        emulator,
+        [fulfillment_order],
+        notifyCustomer=True,
+        trackingInfo={
+            "company": "UPS",
+            "numbers": ["1Z999AA10123456784", "1Z999AA10123456791"],
+            "urls": ["https://www.ups.com/track?tracknum=1Z999AA10123456784"],
+        },
+    )
+
+    payload = result["data"]["fulfillmentCreate"]
+    assert payload["userErrors"] == []
+    assert payload["fulfillment"]["status"] == "SUCCESS"
+    assert payload["fulfillment"]["trackingInfo"] == [
+        {
+            "company": "UPS",
+            "number": "1Z999AA10123456784",
+            "url": "https://www.ups.com/track?tracknum=1Z999AA10123456784",
+        },
+        {"company": "UPS", "number": "1Z999AA10123456791", "url": None},
+    ]
+    node = fulfilment_of(emulator, order)
+    assert node["displayFulfillmentStatus"] == "FULFILLED"
+    assert node["fulfillmentOrders"]["nodes"][0]["status"] == "CLOSED"
+    assert [line["remainingQuantity"] for line in node["fulfillmentOrders"]["nodes"][0]["lineItems"]["nodes"]] == [0, 0]
+    assert node["fulfillments"] == [payload["fulfillment"]]
+    (recorded,) = emulator.fulfillments(order["id"])
+    assert recorded["id"] == payload["fulfillment"]["id"]
+    assert recorded["notify_customer"] is True
+    assert recorded["fulfillment_order_ids"] == [fulfillment_order]
+    assert recorded["line_items"] == [{"id": line["id"], "quantity": line["quantity"]} for line in order["line_items"]]
+    rest = emulator.get_order(order["id"])
+    assert rest["fulfillment_status"] == "fulfilled"
+    assert [(line["fulfillable_quantity"], line["fulfillment_status"]) for line in rest["line_items"]] == [
+        (0, "fulfilled"),
+        (0, "fulfilled"),
+    ]
+    (rest_fulfillment,) = rest["fulfillments"]
+    assert rest_fulfillment["status"] == "success"
+    assert rest_fulfillment["tracking_company"] == "UPS"
+    assert rest_fulfillment["tracking_numbers"] == ["1Z999AA10123456784", "1Z999AA10123456791"]
+    assert rest_fulfillment["admin_graphql_api_id"] == payload["fulfillment"]["id"]
+    assert datetime.fromisoformat(rest["updated_at"]) > datetime.fromisoformat(order["updated_at"])
+
+
+def test_the_single_number_and_url_forms_are_one_tracking_entry(emulator: ShopifyEmulator) -> None:
+    order = emulator.add_order()
+
+    result = fulfil(
+        emulator,
+        [only_fulfillment_order(emulator, order)],
+        trackingInfo={"company": "DPD", "number": "05212345678901", "url": "https://tracking.dpd.de/05212345678901"},
+    )
+
+    assert result["data"]["fulfillmentCreate"]["fulfillment"]["trackingInfo"] == [
+        {"company": "DPD", "number": "05212345678901", "url": "https://tracking.dpd.de/05212345678901"}
+    ]
+
+
+def test_a_closed_fulfillment_order_is_refused_as_shopify_refuses_it(emulator: ShopifyEmulator) -> None:
+    order = emulator.add_order()
+    fulfillment_order = only_fulfillment_order(emulator, order)
+    fulfil(emulator, [fulfillment_order])
+
+    again = fulfil(emulator, [fulfillment_order], trackingInfo={"number": "SECOND"})
+
+    number = fulfillment_order.rsplit("/", 1)[1]
+    assert again["data"]["fulfillmentCreate"] == {
+        "fulfillment": None,
+        "userErrors": [
+            {"field": ["fulfillment"], "message": f"Fulfillment order {number} has an unfulfillable status= closed."}
+        ],
+    }
+    assert len(emulator.fulfillments(order["id"])) == 1
+
+
+def test_an_unknown_fulfillment_order_does_not_exist(emulator: ShopifyEmulator) -> None:
+    result = fulfil(emulator, ["gid://shopify/FulfillmentOrder/1"])
+
+    assert result["data"]["fulfillmentCreate"]["userErrors"] == [
+        {"field": ["fulfillment"], "message": "Fulfillment order does not exist."}
+    ]
+
+
+def test_blank_line_items_by_fulfillment_order_is_a_user_error(emulator: ShopifyEmulator) -> None:
+    result = fulfil(emulator, [])
+
+    assert result["data"]["fulfillmentCreate"]["userErrors"][0]["field"] == [
+        "fulfillment",
+        "lineItemsByFulfillmentOrder",
+    ]
+
+
+def test_part_of_a_line_leaves_the_fulfillment_order_in_progress(emulator: ShopifyEmulator) -> None:
+    order = emulator.add_order()
+    (fulfillment_order,) = emulator.fulfillment_orders(order["id"])
+    tee = fulfillment_order["lines"][0]  # two units
+    one_of = {
+        "fulfillmentOrderId": fulfillment_order["id"],
+        "fulfillmentOrderLineItems": [{"id": tee["id"], "quantity": 1}],
+    }
+
+    result = gql(
+        emulator,
+        CREATE_MUTATION,
+        {"fulfillment": {"lineItemsByFulfillmentOrder": [one_of]}, "key": str(uuid.uuid4())},
+    )
+    too_many = {**one_of, "fulfillmentOrderLineItems": [{"id": tee["id"], "quantity": 2}]}
+    refused = gql(
+        emulator,
+        CREATE_MUTATION,
+        {"fulfillment": {"lineItemsByFulfillmentOrder": [too_many]}, "key": str(uuid.uuid4())},
+    )
+
+    assert result["data"]["fulfillmentCreate"]["userErrors"] == []
+    (after,) = emulator.fulfillment_orders(order["id"])
+    assert after["status"] == "IN_PROGRESS"
+    assert [line["remaining"] for line in after["lines"]] == [1, 1]
+    assert fulfilment_of(emulator, order)["displayFulfillmentStatus"] == "PARTIALLY_FULFILLED"
+    assert emulator.get_order(order["id"])["line_items"][0]["fulfillment_status"] == "partial"
+    assert refused["data"]["fulfillmentCreate"]["userErrors"] == [
+        {"field": ["fulfillment"], "message": "Invalid fulfillment order line item quantity requested."}
+    ]
+
+
+def test_the_same_key_and_input_answer_the_first_fulfillment_again(emulator: ShopifyEmulator) -> None:
+    order = emulator.add_order()
+    fulfillment_order = only_fulfillment_order(emulator, order)
+    key = str(uuid.uuid4())
+
+    first = fulfil(emulator, [fulfillment_order], key=key, trackingInfo={"numbers": ["A1"]})
+    again = fulfil(emulator, [fulfillment_order], key=key, trackingInfo={"numbers": ["A1"]})
+    other = fulfil(emulator, [fulfillment_order], key=key, trackingInfo={"numbers": ["B2"]})
+
+    assert again["data"] == first["data"], "answered, not refused as closed"
+    assert len(emulator.fulfillments(order["id"])) == 1
+    assert other["data"]["fulfillmentCreate"] == {
+        "fulfillment": None,
+        "userErrors": [
+            {"field": None, "message": "The same idempotency key cannot be used with different operation parameters."}
+        ],
+    }
+
+
+def test_a_fulfillment_costs_10_plus_its_payload(emulator: ShopifyEmulator) -> None:
+    order = emulator.add_order()
+
+    result = fulfil(emulator, [only_fulfillment_order(emulator, order)], trackingInfo={"numbers": ["A1"]})
+
+    # payload 1, fulfillment 1, its tracking info 1, userErrors 1
+    assert result["extensions"]["cost"]["requestedQueryCost"] == 14
+    assert result["extensions"]["cost"]["actualQueryCost"] == 13, "no userErrors came back"
+
+
+def test_user_errors_of_fulfillment_create_have_no_code(emulator: ShopifyEmulator) -> None:
+    query = CREATE_MUTATION.replace("userErrors { field message }", "userErrors { code field message }")
+    # The emulator checks the fields of what comes back: make a user error come back.
+    unknown = {"lineItemsByFulfillmentOrder": [{"fulfillmentOrderId": "gid://shopify/FulfillmentOrder/1"}]}
+
+    result = gql(emulator, query, {"fulfillment": unknown, "key": str(uuid.uuid4())})
+
+    assert result["errors"][0]["extensions"]["code"] == "undefinedField"
+    assert result["errors"][0]["extensions"]["typeName"] == "UserError"
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"trackingNumber": "A1"}, "Field is not defined on FulfillmentInput: trackingNumber"),
+        ({"trackingInfo": {"numbers": "A1"}}, "Expected value to be a list: numbers"),
+        ({"trackingInfo": {"numbers": ["A1"], "urls": ["ups.com/track"]}}, "Invalid URL"),
+        ({"trackingInfo": {"carrier": "UPS"}}, "Field is not defined on FulfillmentTrackingInput: carrier"),
+        ({"notifyCustomer": "yes"}, "to Boolean: notifyCustomer"),
+    ],
+)
+def test_a_malformed_fulfillment_input_refuses_the_whole_request(
+    emulator: ShopifyEmulator, fields: dict[str, Any], message: str
+) -> None:
+    order = emulator.add_order()
+
+    result = fulfil(emulator, [only_fulfillment_order(emulator, order)], **fields)
+
+    assert "data" not in result
+    assert message in result["errors"][0]["message"]
+    assert result["errors"][0]["extensions"]["code"] == "INVALID_VARIABLE"
+    assert emulator.fulfillments(order["id"]) == []
+
+
+def test_number_and_numbers_together_are_refused(emulator: ShopifyEmulator) -> None:
+    order = emulator.add_order()
+
+    result = fulfil(
+        emulator, [only_fulfillment_order(emulator, order)], trackingInfo={"number": "A1", "numbers": ["A1", "B2"]}
+    )
+
+    assert result["data"]["fulfillmentCreate"]["userErrors"][0]["field"] == ["fulfillment", "trackingInfo"]
+    assert emulator.fulfillments(order["id"]) == []
+
+
+def test_a_fulfillment_order_on_hold_is_unfulfillable_until_released(emulator: ShopifyEmulator) -> None:
+    order = emulator.add_order()
+    fulfillment_order = only_fulfillment_order(emulator, order)
+    before = fulfilment_of(emulator, order)["fulfillmentOrders"]["nodes"][0]["updatedAt"]
+
+    emulator.set_fulfillment_order_status(fulfillment_order, "ON_HOLD")
+    held = fulfil(emulator, [fulfillment_order])
+    emulator.set_fulfillment_order_status(fulfillment_order, "OPEN")
+    released = fulfil(emulator, [fulfillment_order])
+
+    assert held["data"]["fulfillmentCreate"]["userErrors"][0]["message"].endswith("unfulfillable status= on_hold.")
+    assert released["data"]["fulfillmentCreate"]["userErrors"] == []
+    after = fulfilment_of(emulator, order)["fulfillmentOrders"]["nodes"][0]["updatedAt"]
+    assert after > before, "every change moves updatedAt on"
+    with pytest.raises(ValueError, match="status must be one of"):
+        emulator.set_fulfillment_order_status(fulfillment_order, "DONE")
+
+
+def test_lines_split_to_another_location_need_a_fulfillment_of_their_own(emulator: ShopifyEmulator) -> None:
+    order = emulator.add_order()
+    overflow = emulator.add_location("Overflow")
+    moved = emulator.split_fulfillment_order(order["id"], [order["line_items"][1]["id"]], location=overflow)
+    main, split = emulator.fulfillment_orders(order["id"])
+
+    together = fulfil(emulator, [main["id"], split["id"]])
+    first = fulfil(emulator, [main["id"]])
+
+    assert split["id"] == moved
+    assert (split["location_id"], [line["line_item_id"] for line in split["lines"]]) == (
+        overflow,
+        [order["line_items"][1]["id"]],
+    )
+    assert [line["line_item_id"] for line in main["lines"]] == [order["line_items"][0]["id"]]
+    assert together["data"]["fulfillmentCreate"]["userErrors"] == [
+        {"field": ["fulfillment"], "message": "All fulfillment orders must be assigned to the same location."}
+    ]
+    assert first["data"]["fulfillmentCreate"]["userErrors"] == []
+    assert emulator.get_order(order["id"])["fulfillment_status"] == "partial"
+    fulfil(emulator, [split["id"]])
+    assert emulator.get_order(order["id"])["fulfillment_status"] == "fulfilled"
+    assert [f["location_id"] for f in emulator.fulfillments(order["id"])] == [emulator.location_id, overflow]
