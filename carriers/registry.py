@@ -4,9 +4,17 @@ from __future__ import annotations
 
 from carriers.base import CarrierAdapter, CarrierConfig
 from carriers.dpd import DpdAdapter
+from carriers.fedex import FedExAdapter
+from carriers.gls import GlsAdapter
+from carriers.packeta import PacketaAdapter
+from carriers.usps import USPSAdapter
 
 ADAPTERS: dict[str, type[CarrierAdapter]] = {
     "dpd": DpdAdapter,
+    "fedex": FedExAdapter,
+    "gls": GlsAdapter,
+    "packeta": PacketaAdapter,
+    "usps": USPSAdapter,
 }
 
 
