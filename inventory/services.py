@@ -289,12 +289,15 @@ def stock_allocate(
     needs, result.unknown = _needs(lines)
     if not needs:
         return result
-    already: dict[tuple[str, int], int] = defaultdict(int)
-    for a in Allocation.objects.filter(reference=reference, line__in=list(needs)):
-        already[(a.line, a.variant_id)] += a.quantity
     variant_ids = {v for parts in needs.values() for v, _ in parts}
     locations = list(Location.objects.filter(active=True).order_by("priority", "pk").values_list("pk", flat=True))
     levels = _locked_levels(((v, loc) for v in variant_ids for loc in locations), create=False)
+    # Read under the level locks: an allocation of this reference made a moment ago is seen, not repeated.
+    already: dict[tuple[str, int], int] = defaultdict(int)
+    existing: dict[tuple[str, int, int], int] = {}
+    for a in Allocation.objects.filter(reference=reference, line__in=list(needs)):
+        already[(a.line, a.variant_id)] += a.quantity
+        existing[(a.line, a.variant_id, a.location_id)] = a.pk
     empty = StockLevel(on_hand=0, allocated=0)
     who = _actor(actor, system)
     touched: set[int] = set()
@@ -316,11 +319,13 @@ def stock_allocate(
                 if take <= 0:
                     continue
                 _move(level, allocated=take, reason=MovementReason.SALE, reference=reference, who=who)
-                row, created = Allocation.objects.get_or_create(
-                    reference=reference, line=req.line, variant_id=v, location_id=loc, defaults={"quantity": take}
-                )
-                if not created:
-                    Allocation.objects.filter(pk=row.pk).update(quantity=F("quantity") + take)
+                row_pk = existing.get((req.line, v, loc))
+                if row_pk is None:
+                    Allocation.objects.create(
+                        reference=reference, line=req.line, variant_id=v, location_id=loc, quantity=take
+                    )
+                else:
+                    Allocation.objects.filter(pk=row_pk).update(quantity=F("quantity") + take)
                 m -= take
                 touched.add(v)
                 if m == 0:

@@ -327,9 +327,16 @@ def _customer_for(channel: SalesChannel, co: ChannelOrder) -> tuple[Customer | N
         try:
             with transaction.atomic():
                 customer = Customer.objects.create(email=email or None, phone=phone, first_name=first, last_name=last)
+                if external_id and not identity_known:
+                    CustomerIdentity.objects.create(channel=channel, external_id=external_id, customer=customer)
+                    identity_known = True
                 created = True
-        except IntegrityError:  # another delivery created the same e-mail a moment ago
-            customer = Customer.objects.get(email=email)
+        except IntegrityError:  # another delivery created the same e-mail (or identity) a moment ago
+            customer = Customer.objects.filter(email=email).first() if email else None
+            if customer is None and external_id:
+                customer = Customer.objects.get(identities__channel=channel, identities__external_id=external_id)
+            if customer is None:
+                raise
     else:
         changed = []
         for attr, value in (("first_name", first), ("last_name", last), ("phone", phone)):

@@ -11,7 +11,7 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     S.ON_HOLD: frozenset({S.PENDING_PAYMENT, S.READY, S.CANCELLED}),
     S.PICKING: frozenset({S.PACKED, S.READY, S.ON_HOLD, S.CANCELLED}),
     S.PACKED: frozenset({S.SHIPPED, S.PICKING, S.ON_HOLD, S.CANCELLED}),
-    S.SHIPPED: frozenset({S.DELIVERED, S.RETURNED}),
+    S.SHIPPED: frozenset({S.DELIVERED, S.RETURNED, S.PACKED}),  # packed again: its label was voided
     S.DELIVERED: frozenset({S.RETURNED}),
     S.CANCELLED: frozenset(),
     S.RETURNED: frozenset(),
