@@ -235,6 +235,7 @@ class Shipment(models.Model):
     live_key = models.PositiveBigIntegerField(null=True, blank=True, unique=True, editable=False)
     station = models.ForeignKey(PackingStation, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     attempts = models.PositiveIntegerField(default=0)
+    attempt_started_at = models.DateTimeField(null=True, blank=True, help_text="When the last carrier call began")
     errors = models.JSONField(default=list, blank=True, help_text="The carrier's reasons, as the packer saw them")
     carrier_shipment_id = models.CharField(max_length=100, blank=True)
     cost = models.DecimalField(max_digits=10, decimal_places=2, null=True, blank=True)

@@ -59,14 +59,17 @@ from inventory.models import BundleComponent, Variant
 from oms.core.queue import enqueue_after_commit
 from oms.core.services import Actor, acting_user, actor_label_for, alert_raise, alert_resolve, audit_record
 from oms.orders.models import Order, OrderLine, OrderStatus, PaymentStatus
-from oms.orders.services import order_transition
+from oms.orders.services import order_transition, order_transition_locked
 
 logger = logging.getLogger(__name__)
 
 BUY_JOB = "dispatch.jobs.shipment_buy"
 PRINT_JOB = "dispatch.jobs.print_job_send"
 AFTER_SHIP_JOB = "dispatch.jobs.shipment_after_ship"
-PACKAGING_GRAMS = 100  # a box and filler, added to the items' weight when the packer gives none
+SLIP_JOB = "dispatch.jobs.packing_slip_print"
+PACKAGING_GRAMS = 100
+# A carrier call lasts at most its timeout (seconds); an attempt younger than this may still be in flight.
+IN_FLIGHT = timedelta(minutes=2)  # a box and filler, added to the items' weight when the packer gives none
 
 
 class DispatchError(ValueError):
@@ -93,9 +96,7 @@ def _open_session_of(packer: User) -> PackSession | None:
     )
 
 
-def pack_next(
-    *, packer: User, station: PackingStation | None = None, batch: Batch | None = None
-) -> PackSession | None:
+def pack_next(*, packer: User, station: PackingStation | None = None, batch: Batch | None = None) -> PackSession | None:
     """The packer's open order if they have one, else the most urgent ready order nobody holds; None: queue empty.
 
     Urgency is the ship-by date, then the service level (express first), then age. The claim locks the order
@@ -128,19 +129,21 @@ def _claim(*, packer: User, station: PackingStation | None, batch: Batch | None)
         return None
     if order.status != OrderStatus.READY:
         raise _ClaimLost
-    order_transition(order=order, to=OrderStatus.PICKING, actor=packer, reason="taken for packing")
+    order_transition_locked(order=order, to=OrderStatus.PICKING, actor=packer, reason="taken for packing")
     try:
-        with transaction.atomic():
-            session = PackSession.objects.create(
-                order=order,
-                packer=packer,
-                station=station,
-                expires_at=timezone.now() + timedelta(minutes=settings.PACK_CLAIM_MINUTES),
-                open_key=order.pk,
-            )
+        # No savepoint: a clash on open_key aborts this whole claim, and pack_next tries the next order.
+        session = PackSession.objects.create(
+            order=order,
+            packer=packer,
+            station=station,
+            expires_at=timezone.now() + timedelta(minutes=settings.PACK_CLAIM_MINUTES),
+            open_key=order.pk,
+        )
     except IntegrityError:
         raise _ClaimLost from None
     session.order = order
+    if station is not None and (station.document_printer_id or station.label_printer_id):
+        enqueue_after_commit(SLIP_JOB, session.pk, queue="high")
     return session
 
 
@@ -593,13 +596,18 @@ def _begin_attempt(shipment_id: int) -> tuple[Shipment, str]:
         if shipment.status == ShipmentStatus.UNKNOWN:
             return shipment, "stop"
         adapter_idempotent = carrier_adapter(shipment.carrier_account).idempotent_purchase
+        now = timezone.now()
         action = "buy"
         if shipment.status == ShipmentStatus.BUYING and not adapter_idempotent:
+            started = shipment.attempt_started_at
+            if started is not None and started > now - IN_FLIGHT:
+                return shipment, "stop"  # another worker may be in the middle of this very call
             # An earlier attempt started and never finished: it may have bought a label.
             action = "recover"
         shipment.status = ShipmentStatus.BUYING
         shipment.attempts += 1
-        shipment.save(update_fields=["status", "attempts"])
+        shipment.attempt_started_at = now
+        shipment.save(update_fields=["status", "attempts", "attempt_started_at"])
     return shipment, action
 
 
@@ -796,6 +804,30 @@ def print_document(
     )
     enqueue_after_commit(PRINT_JOB, job.pk, queue="high")
     return job
+
+
+def dispatch_sweep(*, now: datetime | None = None) -> int:
+    """Enqueue again what lost its job: shipments still to book (or stuck booking: the job recovers them) and
+    print jobs still queued. Safe to run any time: both jobs do nothing twice."""
+    from oms.core.queue import enqueue_now
+
+    now = now or timezone.now()
+    shipments = list(
+        Shipment.objects.filter(
+            Q(status=ShipmentStatus.DRAFT, created_at__lt=now - timedelta(minutes=2))
+            | Q(status=ShipmentStatus.BUYING, attempt_started_at__lt=now - timedelta(minutes=30))
+        ).values_list("pk", flat=True)[:500]
+    )
+    for pk in shipments:
+        enqueue_now(BUY_JOB, pk, queue="high")
+    jobs = list(
+        PrintJob.objects.filter(state=PrintJob.State.QUEUED, created_at__lt=now - timedelta(minutes=2)).values_list(
+            "pk", flat=True
+        )[:500]
+    )
+    for pk in jobs:
+        enqueue_now(PRINT_JOB, pk, queue="high")
+    return len(shipments) + len(jobs)
 
 
 # ---------------------------------------------------------------------------------------------------------

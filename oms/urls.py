@@ -19,5 +19,6 @@ urlpatterns = [
     path("", include("oms.core.urls")),
     path("orders/", include("oms.orders.urls")),
     path("inventory/", include("inventory.urls")),
+    path("dispatch/", include("dispatch.urls")),
     path("dashboard/", include("reporting.urls")),
 ]

@@ -68,6 +68,10 @@ class EncryptedTextField(models.TextField):
 class EncryptedJSONField(models.TextField):
     """A JSON object stored encrypted as a whole."""
 
+    # What django-stubs reads as the field's Python type: a dict in and out (the text is the database's).
+    _pyi_private_set_type: dict[str, Any]  # type: ignore[assignment]
+    _pyi_private_get_type: dict[str, Any]  # type: ignore[assignment]
+
     def from_db_value(self, value: str | None, expression: Any, connection: Any) -> dict[str, Any]:
         if not value:
             return {}

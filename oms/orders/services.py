@@ -159,6 +159,14 @@ def order_transition(*, order: Order, to: str, actor: Actor, reason: str = "", s
     return _apply_transition(_lock(order), to, actor=actor, reason=reason, system=system)
 
 
+def order_transition_locked(*, order: Order, to: str, actor: Actor, reason: str = "", system: str = "system") -> Order:
+    """`order_transition` for a caller that already holds the order's row lock in its own transaction (it read
+    the row with select_for_update): no second read, no savepoint. Hot paths only, such as the packing queue."""
+    if not connection.in_atomic_block:
+        raise RuntimeError("order_transition_locked needs the caller's transaction and row lock")
+    return _apply_transition(order, to, actor=actor, reason=reason, system=system)
+
+
 def _hold(order: Order, *, reason: str, note: str, actor: Actor, system: str) -> OrderHold | None:
     if order.status not in HOLDABLE:
         raise IllegalTransition(f"order {order.number} is {order.get_status_display()} and cannot be held")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -31,6 +31,12 @@ def line(sku: str, quantity: int = 1, n: int = 1) -> ChannelLine:
     return ChannelLine(external_id=f"{sku}-{n}", sku=sku, title=sku.title(), quantity=quantity, unit_price=Decimal(5))
 
 
+def claim(packer, **options) -> PackSession:
+    session = pack_next(packer=packer, **options)
+    assert session is not None, "the queue was empty"
+    return session
+
+
 @pytest.fixture
 def packer_user(db):
     return staff_user("Packer")
@@ -52,7 +58,7 @@ def test_next_order_is_the_most_urgent_ready_one(channel, packer_user):
     order_ids = []
     for _ in range(4):
         user = staff_user("Packer")
-        session = pack_next(packer=user)
+        session = claim(user)
         order_ids.append(session.order_id)
     assert order_ids == [express.pk, oldest_standard.pk, standard.pk, late.pk]
     assert pack_next(packer=packer_user) is None
@@ -62,13 +68,13 @@ def test_next_order_is_the_most_urgent_ready_one(channel, packer_user):
 def test_a_packer_gets_their_open_order_back(channel, packer_user):
     ingested_order(channel)
     ingested_order(channel)
-    first = pack_next(packer=packer_user)
-    again = pack_next(packer=packer_user)
+    first = claim(packer_user)
+    again = claim(packer_user)
     assert again.pk == first.pk
 
 
 def test_missing_ship_by_defaults_to_working_days_after_the_sale(channel):
-    friday = timezone.make_aware(timezone.datetime(2026, 11, 20, 10, 0))
+    friday = datetime(2026, 11, 20, 10, 0, tzinfo=timezone.get_current_timezone())
     order = ingested_order(channel, placed_at=friday, ship_by=None)
     assert order.ship_by == date(2026, 11, 24)  # Mon, Tue
 
@@ -78,7 +84,7 @@ def test_scans_verify_every_unit(channel, packer_user):
     stocked("CUP-2", 10, barcode="4006381333948")
     stocked("OTHER", 10, barcode="5901234123457")
     ingested_order(channel, lines=(line("CUP-1", 2), line("CUP-2", 1, n=2)))
-    session = pack_next(packer=packer_user)
+    session = claim(packer_user)
 
     assert pack_scan(session=session, barcode="4006381333931", actor=packer_user).ok
     wrong = pack_scan(session=session, barcode="5901234123457", actor=packer_user)
@@ -110,7 +116,7 @@ def test_a_bundle_is_packed_by_its_components(channel, packer_user):
     kit = stocked("KIT", 0)
     bundle_set_components(bundle=kit, components=[(a, 1), (b, 2)], actor=None)
     ingested_order(channel, lines=(line("KIT", 1),))
-    session = pack_next(packer=packer_user)
+    session = claim(packer_user)
     assert [(i.sku, i.quantity) for i in pack_progress(session)] == [("KIT-A", 1), ("KIT-B", 2)]
     for code in ("111", "222", "222"):
         outcome = pack_scan(session=session, barcode=code, actor=packer_user)
@@ -119,7 +125,7 @@ def test_a_bundle_is_packed_by_its_components(channel, packer_user):
 
 def test_override_needs_a_manager_and_a_reason(channel, packer_user):
     ingested_order(channel)
-    session = pack_next(packer=packer_user)
+    session = claim(packer_user)
     with pytest.raises(DispatchError, match="only a manager"):
         pack_override(session=session, manager=packer_user, reason="barcode torn")
     manager = staff_user("Manager", all_channels=True)
@@ -133,7 +139,7 @@ def test_override_needs_a_manager_and_a_reason(channel, packer_user):
 
 def test_release_and_expiry_return_the_order_to_the_queue(channel, packer_user):
     order = ingested_order(channel)
-    session = pack_next(packer=packer_user)
+    session = claim(packer_user)
     pack_release(session=session, actor=packer_user, reason="missing item")
     order.refresh_from_db()
     assert order.status == OrderStatus.READY
@@ -141,7 +147,7 @@ def test_release_and_expiry_return_the_order_to_the_queue(channel, packer_user):
         pack_scan(session=session, barcode="x", actor=packer_user)
 
     other = staff_user("Packer")
-    session = pack_next(packer=other)
+    session = claim(other)
     assert session.order_id == order.pk
     assert pack_sessions_expire() == 0
     assert pack_sessions_expire(now=timezone.now() + timedelta(hours=1)) == 1
@@ -150,7 +156,7 @@ def test_release_and_expiry_return_the_order_to_the_queue(channel, packer_user):
     assert order.status == OrderStatus.READY
     assert session.outcome == PackSession.Outcome.EXPIRED
     assert session.open_key is None
-    assert pack_next(packer=packer_user).order_id == order.pk
+    assert claim(packer_user).order_id == order.pk
 
 
 def test_orders_not_ready_are_never_handed_out(channel, packer_user):

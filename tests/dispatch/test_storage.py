@@ -51,9 +51,9 @@ def s3_storage(s3_server, monkeypatch) -> Iterator[boto3.client]:
         },
     }
     with override_settings(STORAGES={"default": backend, "staticfiles": storages.backends["staticfiles"]}):
-        storages._storages = {}  # the handler caches backends by alias
+        storages._storages = {}  # type: ignore[attr-defined]  # the handler caches backends by alias
         yield client
-    storages._storages = {}
+    storages._storages = {}  # type: ignore[attr-defined]
 
 
 def test_a_document_is_stored_in_s3_and_read_back(s3_storage):

@@ -1,0 +1,960 @@
+"""The dispatch screens through the Django test client: who may open what, the packing screen (station, next order,
+scans right and wrong, the Packed gate, override, put back, the label's status after Packed, rebooking), bad
+input answered with a 4xx, the live queue in bounded queries, batches and pick lists, shipments (void, reprint),
+downloads from local media and S3, and the admin's write-only secrets."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from decimal import Decimal
+from types import SimpleNamespace
+from typing import ClassVar
+
+import pytest
+from django.contrib.auth.models import User
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from carriers.base import (
+    CarrierAdapter,
+    CarrierRejected,
+    FieldError,
+    Label,
+    LabelDocument,
+    LabelFormat,
+    ShipmentRequest,
+    TrackingResult,
+)
+from carriers.registry import ADAPTERS
+from channels_adapters.base import ChannelLine
+from dispatch import selectors
+from dispatch.models import (
+    Batch,
+    BatchOrder,
+    CarrierAccount,
+    Document,
+    PackingStation,
+    PackScan,
+    PackSession,
+    Printer,
+    PrinterKind,
+    PrintJob,
+    Shipment,
+    ShipmentStatus,
+    ShippingRule,
+)
+from dispatch.services import document_store, pack_next
+from inventory.models import Bin, StockLevel
+from oms.orders.models import Order, OrderStatus
+from tests.dispatch.test_storage import BUCKET, s3_server, s3_storage  # noqa: F401  (fixtures)
+from tests.factories import ingested_order, location, staff_user, stocked
+
+pytestmark = pytest.mark.django_db
+HX = {"HTTP_HX_REQUEST": "true"}
+CUP = "4006381333931"
+SAUCER = "4006381333948"
+SPOON = "5901234123457"
+PDF = b"%PDF-1.4\n% test label\n%%EOF\n"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# A carrier for the views: books instantly, or refuses a field when its account says so
+
+
+@dataclass
+class CarrierLog:
+    bought: list[ShipmentRequest] = field(default_factory=list)
+    voided: list[Label] = field(default_factory=list)
+
+
+LOG = CarrierLog()
+
+
+class DeskCarrier(CarrierAdapter):
+    kind: ClassVar[str] = "desk-test"
+    label: ClassVar[str] = "Desk test carrier"
+    services: ClassVar[dict[str, str]] = {"std": "Standard", "exp": "Express"}
+
+    def buy_label(self, shipment: ShipmentRequest, *, idempotency_key: str) -> Label:
+        if self.config.options.get("refuse"):
+            raise CarrierRejected(
+                "address refused", errors=[FieldError("to.postal_code", "not a valid ZIP code for KY")]
+            )
+        LOG.bought.append(shipment)
+        numbers = tuple(f"DESK{len(LOG.bought)}{i}" for i in range(len(shipment.parcels)))
+        return Label(
+            tracking_numbers=numbers,
+            documents=tuple(LabelDocument(n, PDF, LabelFormat.PDF) for n in numbers),
+            shipment_id=f"S{len(LOG.bought)}",
+            cost=Decimal("4.20"),
+            currency="USD",
+        )
+
+    def void_label(self, label: Label) -> None:
+        LOG.voided.append(label)
+
+    def track(self, tracking_numbers: Sequence[str]) -> list[TrackingResult]:
+        return []
+
+
+@pytest.fixture(autouse=True)
+def media(tmp_path, settings) -> None:
+    settings.MEDIA_ROOT = str(tmp_path)
+
+
+AFTER_SHIP: list[int] = []
+
+
+def after_ship_recorded(shipment_id: int) -> None:
+    """Stands in for the after-ship job (channel write-back, e-mail), which has tests of its own."""
+    AFTER_SHIP.append(shipment_id)
+
+
+@pytest.fixture
+def desk_carrier(monkeypatch) -> CarrierLog:
+    monkeypatch.setitem(ADAPTERS, DeskCarrier.kind, DeskCarrier)
+    monkeypatch.setattr("dispatch.services.AFTER_SHIP_JOB", f"{__name__}.after_ship_recorded")
+    LOG.bought.clear()
+    LOG.voided.clear()
+    return LOG
+
+
+def account(name: str = "Desk", **options: str) -> CarrierAccount:
+    return CarrierAccount.objects.create(
+        name=name,
+        kind=DeskCarrier.kind,
+        options=options,
+        default_service="std",
+        sender_name="Warehouse",
+        sender_line1="Main St 1",
+        sender_city="Louisville",
+        sender_postal_code="40202",
+        sender_country="US",
+    )
+
+
+def line(sku: str, quantity: int = 1, n: int = 1) -> ChannelLine:
+    return ChannelLine(external_id=f"{sku}-{n}", sku=sku, title=sku.title(), quantity=quantity, unit_price=Decimal(5))
+
+
+@pytest.fixture
+def shop(channel):
+    main = location("main", name="Main warehouse", priority=10)
+    bin_a = Bin.objects.create(location=main, code="A-2")
+    bin_b = Bin.objects.create(location=main, code="A-10")
+    cup = stocked("CUP-1", 50, at=main, barcode=CUP, weight_grams=300, product_title="Cup")
+    saucer = stocked("SAUCER-1", 50, at=main, barcode=SAUCER, weight_grams=200, product_title="Saucer")
+    stocked("SPOON-1", 50, at=main, barcode=SPOON, product_title="Spoon")
+    StockLevel.objects.filter(variant=cup, location=main).update(bin=bin_b)
+    StockLevel.objects.filter(variant=saucer, location=main).update(bin=bin_a)
+    order = ingested_order(
+        channel,
+        number="#P-1",
+        lines=(line("CUP-1", 2), line("SAUCER-1", 1, n=2)),
+        note="Please wrap it as a gift",
+    )
+    assert order.status == OrderStatus.READY
+    return SimpleNamespace(channel=channel, order=order, main=main)
+
+
+@pytest.fixture
+def packer_user(db):
+    return staff_user("Packer", username="pia-packer")
+
+
+@pytest.fixture
+def boss(db):
+    return staff_user("Manager", username="max-manager", all_channels=True)
+
+
+def start(client, user: User) -> PackSession:
+    client.force_login(user)
+    response = client.post(reverse("dispatch:pack-next"))
+    assert response.status_code == 303
+    return PackSession.objects.get(packer=user, outcome=PackSession.Outcome.OPEN)
+
+
+def scan(client, session: PackSession, code: str, **extra):
+    return client.post(reverse("dispatch:pack-scan", args=[session.pk]), {"code": code}, **HX, **extra)
+
+
+def finish_scans(client, session: PackSession) -> None:
+    for code in (CUP, CUP, SAUCER):
+        assert scan(client, session, code).context["feedback"].ok
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Who may open what
+
+
+PAGES = ["pack", "queue", "batches", "batch", "shipment"]
+EXPECTED = {
+    "Admin": {"pack": 200, "queue": 200, "batches": 200, "batch": 200, "shipment": 200},
+    "Manager": {"pack": 200, "queue": 200, "batches": 200, "batch": 200, "shipment": 200},
+    "Warehouse": {"pack": 200, "queue": 200, "batches": 200, "batch": 200, "shipment": 200},
+    "Packer": {"pack": 200, "queue": 403, "batches": 403, "batch": 403, "shipment": 200},
+}
+
+
+@pytest.fixture
+def records(shop, desk_carrier):
+    batch = Batch.objects.create(name="Morning", kind=Batch.Kind.MANUAL)
+    BatchOrder.objects.create(batch=batch, order=shop.order)
+    shipment = Shipment.objects.create(
+        order=shop.order, carrier_account=account(), service="std", purchase_key="k-1", status=ShipmentStatus.FAILED
+    )
+    return SimpleNamespace(batch=batch, shipment=shipment)
+
+
+def _page_url(page: str, records: SimpleNamespace) -> str:
+    return {
+        "pack": reverse("dispatch:pack"),
+        "queue": reverse("dispatch:queue"),
+        "batches": reverse("dispatch:batch-list"),
+        "batch": reverse("dispatch:batch-detail", args=[records.batch.pk]),
+        "shipment": reverse("dispatch:shipment-detail", args=[records.shipment.pk]),
+    }[page]
+
+
+@pytest.mark.parametrize("role", list(EXPECTED))
+def test_each_role_gets_exactly_its_dispatch_pages(client, records, role):
+    client.force_login(staff_user(role, all_channels=role == "Manager"))
+
+    got = {page: client.get(_url := _page_url(page, records)).status_code for page in PAGES}
+
+    assert got == EXPECTED[role], _url
+
+
+def test_a_user_without_a_role_gets_403_and_anonymous_users_sign_in(client, records):
+    nobody = User.objects.create_user("nobody", password="pw-for-tests-only")
+    for page in PAGES:
+        response = client.get(_page_url(page, records))
+        assert response.status_code == 302
+        assert response["Location"].startswith(reverse("login"))
+    client.force_login(nobody)
+    for page in PAGES:
+        assert client.get(_page_url(page, records)).status_code == 403
+
+
+def test_a_manager_sees_no_shipment_of_another_channel(client, records, other_channel):
+    client.force_login(staff_user("Manager", channels=[other_channel]))
+
+    assert client.get(reverse("dispatch:shipment-detail", args=[records.shipment.pk])).status_code == 404
+
+
+def test_the_packing_nav_item_leads_to_the_packing_screen(client, packer_user):
+    client.force_login(packer_user)
+
+    html = client.get(reverse("dispatch:pack")).content.decode()
+
+    assert f'href="{reverse("dispatch:pack")}" data-nav="packing" class="active" aria-current="page"' in html
+    overview = client.get(reverse("orders:packing")).content.decode()
+    assert "data-start-packing" in overview
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Station and next order
+
+
+def test_the_station_is_chosen_once_and_remembered(client, shop, packer_user):
+    labels = Printer.objects.create(name="Zebra 1", kind=PrinterKind.ESCPOS, host="127.0.0.1", takes_zpl=True)
+    bench = PackingStation.objects.create(name="Bench 1", label_printer=labels)
+    client.force_login(packer_user)
+
+    first = client.get(reverse("dispatch:pack"))
+    assert first.context["choosing"]
+    assert "Where are you packing?" in first.content.decode()
+
+    response = client.post(reverse("dispatch:pack-station"), {"station": bench.pk})
+    assert response.status_code == 303
+    again = client.get(reverse("dispatch:pack"))
+    assert not again.context["choosing"]
+    assert again.context["station"] == bench
+    assert "data-next-order" in again.content.decode()
+
+    client.post(reverse("dispatch:pack-next"))
+    assert PackSession.objects.get(packer=packer_user).station == bench
+
+
+def test_an_unknown_station_is_refused_in_words(client, packer_user):
+    client.force_login(packer_user)
+
+    response = client.post(reverse("dispatch:pack-station"), {"station": "999"}, follow=True)
+
+    assert response.status_code == 200
+    assert "No station chosen" in response.content.decode()
+
+
+def test_next_order_hands_out_the_order_and_shows_what_to_pack(client, shop, packer_user):
+    session = start(client, packer_user)
+
+    response = client.get(reverse("dispatch:pack-session", args=[session.pk]))
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "#P-1" in html
+    assert "Please wrap it as a gift" in html
+    assert "Chestnut Street 92" in html  # ship-to
+    rows = response.context["rows"]
+    assert [(r.bin_code, r.item.sku, r.item.quantity, r.item.scanned) for r in rows] == [
+        ("A-2", "SAUCER-1", 1, 0),
+        ("A-10", "CUP-1", 2, 0),
+    ]
+    assert "data-scan-input" in html
+    assert "autofocus" in html
+    assert not response.context["ready"]
+    assert "data-packed disabled" in html
+    # The start page sends a packer with an open order straight back to it.
+    assert client.get(reverse("dispatch:pack"))["Location"] == reverse("dispatch:pack-session", args=[session.pk])
+
+
+def test_an_empty_queue_is_said_in_words(client, packer_user):
+    client.force_login(packer_user)
+
+    response = client.post(reverse("dispatch:pack-next"), follow=True)
+
+    assert "Nothing is waiting to be packed" in response.content.decode()
+    assert not PackSession.objects.exists()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Scans
+
+
+def test_scans_right_wrong_unknown_and_extra(client, shop, packer_user):
+    session = start(client, packer_user)
+
+    right = scan(client, session, CUP)
+    assert right.status_code == 200
+    html = right.content.decode()
+    assert 'class="pack-banner pack-ok"' in html
+    assert 'data-result="ok"' in html
+    assert "1 / 2" in html
+
+    wrong = scan(client, session, SPOON)
+    assert wrong.status_code == 200
+    html = wrong.content.decode()
+    assert 'class="pack-banner pack-bad"' in html
+    assert "Wrong item: SPOON-1 is not in order #P-1" in html
+
+    unknown = scan(client, session, "0000000000000")
+    assert 'data-result="unknown"' in unknown.content.decode()
+    assert "Unknown barcode 0000000000000" in unknown.content.decode()
+
+    scan(client, session, CUP)
+    extra = scan(client, session, CUP)
+    assert 'data-result="extra"' in extra.content.decode()
+    assert "One too many" in extra.content.decode()
+    assert not extra.context["ready"]
+    assert "data-packed disabled" in extra.content.decode()
+
+    last = scan(client, session, "saucer-1 ".upper())  # the SKU typed by hand
+    assert last.context["complete"]
+    assert last.context["ready"]
+    assert "data-packed disabled" not in last.content.decode()
+    assert "hx-trigger" not in last.content.decode().split('id="pack-gate"')[1].split(">")[0]
+    assert list(PackScan.objects.filter(session=session).values_list("result", flat=True)) == [
+        "ok",
+        "wrong_sku",
+        "unknown",
+        "ok",
+        "extra",
+        "ok",
+    ]
+
+
+def test_a_scan_without_htmx_renders_the_whole_page(client, shop, packer_user):
+    session = start(client, packer_user)
+
+    response = client.post(reverse("dispatch:pack-scan", args=[session.pk]), {"code": SPOON})
+
+    assert response.status_code == 200
+    assert "<html" in response.content.decode()
+    assert "Wrong item" in response.content.decode()
+
+
+def test_bad_scan_requests_get_a_4xx_with_words(client, shop, packer_user):
+    session = start(client, packer_user)
+
+    empty = scan(client, session, "   ")
+    assert empty.status_code == 400
+    assert "Nothing was scanned." in empty.content.decode()
+
+    too_long = scan(client, session, "9" * 300)
+    assert too_long.status_code == 400
+
+    missing = client.post(reverse("dispatch:pack-scan", args=[999999]), {"code": CUP}, **HX)
+    assert missing.status_code == 404
+    assert "No such packing session" in missing.content.decode()
+
+    assert client.get(reverse("dispatch:pack-scan", args=[session.pk])).status_code == 405
+
+    other = staff_user("Packer")
+    client.force_login(other)
+    theirs = scan(client, session, CUP)
+    assert theirs.status_code == 403
+    assert "being packed by pia-packer" in theirs.content.decode()
+    assert client.get(reverse("dispatch:pack-session", args=[session.pk])).status_code == 403
+    assert client.post(reverse("dispatch:pack-packed", args=[session.pk])).status_code == 403
+    assert not PackScan.objects.filter(session=session).exists()
+
+
+def test_a_scan_on_a_closed_session_is_a_409_in_words(client, shop, packer_user):
+    session = start(client, packer_user)
+    client.post(reverse("dispatch:pack-release", args=[session.pk]), {"reason": "break"})
+
+    response = scan(client, session, CUP)
+
+    assert response.status_code == 409
+    assert "no longer being packed" in response.content.decode()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Packed, override, put back
+
+
+def test_packed_is_refused_until_every_item_is_scanned(client, shop, packer_user, desk_carrier):
+    ShippingRule.objects.create(name="All", carrier_account=account())
+    session = start(client, packer_user)
+    scan(client, session, CUP)
+
+    response = client.post(reverse("dispatch:pack-packed", args=[session.pk]), {"parcels": "1"}, **HX)
+
+    assert response.status_code == 422
+    assert "not every item is scanned yet: 1 x CUP-1, 1 x SAUCER-1" in response.content.decode()
+    assert not Shipment.objects.exists()
+    shop.order.refresh_from_db()
+    assert shop.order.status == OrderStatus.PICKING
+
+
+def test_packed_books_the_label_and_shows_its_status(
+    client, shop, packer_user, desk_carrier, django_capture_on_commit_callbacks
+):
+    ShippingRule.objects.create(name="All", carrier_account=account())
+    session = start(client, packer_user)
+    finish_scans(client, session)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(reverse("dispatch:pack-packed", args=[session.pk]), {"parcels": "1"}, **HX)
+
+    assert response.status_code == 200
+    assert response["HX-Redirect"] == reverse("dispatch:pack-session", args=[session.pk])
+    shipment = Shipment.objects.get(order=shop.order)
+    assert shipment.status == ShipmentStatus.BOUGHT
+    assert [p.weight_grams for p in shipment.parcels.all()] == [300 * 2 + 200 + 100]
+    done = client.get(reverse("dispatch:pack-session", args=[session.pk]))
+    html = done.content.decode()
+    assert "DESK10" in html
+    parcel = shipment.parcels.get()
+    assert reverse("dispatch:parcel-label", args=[parcel.pk]) in html
+    assert "data-printer-down" in html  # no station, so no printer: download instead
+    assert "download the label instead" in html.lower()
+    assert 'hx-trigger="every 2s"' not in html  # bought: no more polling
+    assert "data-next-order" in html
+
+    label = client.get(reverse("dispatch:parcel-label", args=[parcel.pk]))
+    assert label.status_code == 200
+    assert label["Content-Type"] == "application/pdf"
+    assert b"".join(label.streaming_content) == PDF
+
+
+def test_the_status_panel_polls_while_the_label_is_being_bought(client, shop, packer_user, desk_carrier):
+    ShippingRule.objects.create(name="All", carrier_account=account())
+    session = start(client, packer_user)
+    finish_scans(client, session)
+    client.post(reverse("dispatch:pack-packed", args=[session.pk]), {"parcels": "2", "weights": "700, 400"})
+    shipment = Shipment.objects.get(order=shop.order)  # the buy job waits for the commit that never comes here
+    assert [p.weight_grams for p in shipment.parcels.all()] == [700, 400]
+
+    panel = client.get(reverse("dispatch:shipment-status", args=[shipment.pk]), **HX)
+
+    html = panel.content.decode()
+    assert 'hx-trigger="every 2s"' in html
+    assert "Booking with Desk" in html
+
+
+def test_packed_with_bad_parcel_input_is_a_form_error(client, shop, packer_user, desk_carrier):
+    session = start(client, packer_user)
+    finish_scans(client, session)
+
+    response = client.post(reverse("dispatch:pack-packed", args=[session.pk]), {"parcels": "2", "weights": "500"}, **HX)
+    assert response.status_code == 422
+    assert "Give 2 weights, one per parcel." in response.content.decode()
+
+    no_rule = client.post(reverse("dispatch:pack-packed", args=[session.pk]), {"parcels": "1"}, **HX)
+    assert no_rule.status_code == 422
+    assert "no shipping rule matches this order: choose a carrier" in no_rule.content.decode()
+    assert not Shipment.objects.exists()
+
+
+def test_a_refused_label_shows_the_fields_in_words_and_can_be_booked_again(
+    client, shop, packer_user, desk_carrier, django_capture_on_commit_callbacks
+):
+    fussy = account("Fussy", refuse="yes")
+    other = account("Other")
+    session = start(client, packer_user)
+    finish_scans(client, session)
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("dispatch:pack-packed", args=[session.pk]), {"parcels": "1", "carrier_account": fussy.pk})
+    refused = Shipment.objects.get(order=shop.order)
+    assert refused.status == ShipmentStatus.FAILED
+
+    html = client.get(reverse("dispatch:pack-session", args=[session.pk])).content.decode()
+    assert "Fussy refused the label" in html
+    assert "Ship-to postal code: not a valid ZIP code for KY" in html
+    assert "data-rebook-form" in html
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            reverse("dispatch:shipment-rebook", args=[refused.pk]), {"carrier_account": other.pk}, **HX
+        )
+    assert response.status_code == 200
+    assert 'data-shipment-status="draft"' in response.content.decode()  # answered before the job ran
+    assert 'hx-trigger="every 2s"' in response.content.decode()
+    new = Shipment.objects.exclude(pk=refused.pk).get()
+    assert new.carrier_account == other
+    assert new.status == ShipmentStatus.BOUGHT
+    polled = client.get(reverse("dispatch:shipment-status", args=[new.pk]), **HX).content.decode()
+    assert 'data-shipment-status="bought"' in polled
+    assert "DESK10" in polled
+
+    again = client.post(reverse("dispatch:shipment-rebook", args=[refused.pk]), {}, **HX)
+    assert again.status_code == 422
+    assert "already has a label" in again.content.decode() or "booked again" in again.content.decode()
+
+
+def test_override_needs_the_permission_and_a_reason_and_opens_packed(client, shop, packer_user, boss):
+    session = start(client, packer_user)
+    scan(client, session, CUP)
+    page = client.get(reverse("dispatch:pack-session", args=[session.pk])).content.decode()
+    assert "data-override-form" not in page  # packers do not see it
+    assert client.post(reverse("dispatch:pack-override", args=[session.pk]), {"reason": "x"}, **HX).status_code == 403
+
+    client.force_login(boss)
+    manager_page = client.get(reverse("dispatch:pack-session", args=[session.pk])).content.decode()
+    assert "data-override-form" in manager_page
+    empty = client.post(reverse("dispatch:pack-override", args=[session.pk]), {"reason": " "}, **HX)
+    assert empty.status_code == 422
+    assert "Say why the order may pass without every scan." in empty.content.decode()
+
+    done = client.post(reverse("dispatch:pack-override", args=[session.pk]), {"reason": "barcode torn off"}, **HX)
+    assert done.status_code == 200
+    session.refresh_from_db()
+    assert session.override_reason == "barcode torn off"
+
+    client.force_login(packer_user)
+    gate = client.get(reverse("dispatch:pack-gate", args=[session.pk]), **HX)
+    assert gate.context["ready"]
+    assert "data-packed disabled" not in gate.content.decode()
+    assert "Let through by max-manager: barcode torn off" in gate.content.decode()
+
+
+def test_the_override_from_the_live_queue_goes_back_to_the_queue(client, shop, packer_user, boss):
+    session = start(client, packer_user)
+    client.force_login(boss)
+
+    response = client.post(
+        reverse("dispatch:pack-override", args=[session.pk]), {"reason": "label damaged", "back": "queue"}
+    )
+
+    assert response.status_code == 303
+    assert response["Location"] == reverse("dispatch:queue")
+    session.refresh_from_db()
+    assert session.override_reason == "label damaged"
+
+
+def test_put_back_needs_a_reason_and_returns_the_order_to_the_queue(client, shop, packer_user):
+    session = start(client, packer_user)
+
+    empty = client.post(reverse("dispatch:pack-release", args=[session.pk]), {"reason": ""}, **HX)
+    assert empty.status_code == 422
+    assert "Say why the order goes back to the queue." in empty.content.decode()
+
+    done = client.post(reverse("dispatch:pack-release", args=[session.pk]), {"reason": "cup is chipped"}, **HX)
+    assert done["HX-Redirect"] == reverse("dispatch:pack")
+    shop.order.refresh_from_db()
+    assert shop.order.status == OrderStatus.READY
+    closed = client.get(reverse("dispatch:pack-session", args=[session.pk]))
+    assert "put back in the queue" in closed.content.decode()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The live queue
+
+
+def _shipped_order(channel, packer: User, account_: CarrierAccount, n: int) -> Shipment:
+    order = ingested_order(channel, number=f"#Q-{n}")
+    Order.objects.filter(pk=order.pk).update(status=OrderStatus.PACKED)
+    shipment = Shipment.objects.create(
+        order=order,
+        carrier_account=account_,
+        service="std",
+        purchase_key=f"q-{n}",
+        status=ShipmentStatus.BOUGHT if n % 2 else ShipmentStatus.FAILED,
+        errors=[] if n % 2 else [{"field": "to.postal_code", "message": "bad ZIP"}],
+        channel_synced_at=timezone.now() if n % 3 == 0 else None,
+    )
+    doc = document_store(
+        kind=Document.Kind.LABEL,
+        title=f"Label {n}",
+        content=PDF,
+        content_type="application/pdf",
+        filename="l.pdf",
+        order=order,
+        shipment=shipment,
+    )
+    printer = Printer.objects.get_or_create(name="Zebra", defaults={"kind": PrinterKind.ESCPOS, "host": "127.0.0.1"})[0]
+    PrintJob.objects.create(
+        printer=printer,
+        document=doc,
+        state=PrintJob.State.FAILED if n % 5 == 0 else "done",
+        error="paper out" if n % 5 == 0 else "",
+    )
+    return shipment
+
+
+def test_the_live_queue_shows_the_floor_in_bounded_queries(client, shop, packer_user, boss, desk_carrier):
+    carrier = account()
+    start(client, packer_user)
+    for n in range(3):
+        _shipped_order(shop.channel, packer_user, carrier, n)
+    client.force_login(boss)
+    client.get(reverse("dispatch:queue"))  # the session and the first-visit caches
+
+    url = reverse("dispatch:queue") + "?per_page=25"
+    with CaptureQueriesContext(connection) as few:
+        response = client.get(url)
+    assert response.status_code == 200
+    overview = response.context["overview"]
+    assert overview.picking_count == 1
+    assert [s.packer.username for s in overview.sessions] == ["pia-packer"]
+    assert len(overview.today.items) == 3
+    html = response.content.decode()
+    assert "Ship-to postal code: bad ZIP" in html
+    assert 'hx-trigger="every 5s' in html
+
+    for n in range(3, 40):
+        _shipped_order(shop.channel, packer_user, carrier, n)
+        ingested_order(shop.channel, ship_by=timezone.localdate() - timedelta(days=1))
+    with CaptureQueriesContext(connection) as many:
+        response = client.get(url)
+    assert len(many) == len(few), [q["sql"][:80] for q in many.captured_queries]
+    assert len(many) <= 12
+    overview = response.context["overview"]
+    assert len(overview.today.items) == 25
+    assert overview.today.has_next
+    assert overview.ready_count == 37
+    assert overview.overdue_count == 37
+    assert "Printer: paper out" in response.content.decode()
+
+    partial = client.get(url + "&page=2", **HX)
+    assert partial.status_code == 200
+    assert "<html" not in partial.content.decode()
+    assert len(partial.context["overview"].today.items) == 15
+
+
+def test_the_live_queue_is_scoped_to_the_managers_channels(client, shop, packer_user, other_channel):
+    start(client, packer_user)
+    client.force_login(staff_user("Manager", channels=[other_channel]))
+
+    overview = client.get(reverse("dispatch:queue")).context["overview"]
+
+    assert overview.sessions == []
+    assert overview.picking_count == 0
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Batches and pick lists
+
+
+@pytest.fixture
+def three_orders(shop):
+    second = ingested_order(shop.channel, number="#P-2", lines=(line("CUP-1", 1),))
+    third = ingested_order(shop.channel, number="#P-3", lines=(line("SPOON-1", 3), line("CUP-1", 1, n=2)))
+    return [shop.order, second, third]
+
+
+def test_pick_list_rows_are_sorted_by_bin_and_summed_per_sku(three_orders):
+    rows = selectors.pick_list_rows(three_orders)
+
+    assert [(r.bin_code, r.sku, r.total_qty, tuple(r.order_numbers)) for r in rows] == [
+        ("A-2", "SAUCER-1", 1, ("#P-1",)),
+        ("A-10", "CUP-1", 4, ("#P-1", "#P-2", "#P-3")),
+        ("", "SPOON-1", 3, ("#P-3",)),
+    ]
+
+
+def test_a_manual_batch_is_made_from_ticked_orders(client, three_orders):
+    client.force_login(staff_user("Warehouse"))
+    page = client.get(reverse("dispatch:batch-list"))
+    assert {o.number for o in page.context["candidates"]} == {"#P-1", "#P-2", "#P-3"}
+
+    response = client.post(
+        reverse("dispatch:batch-create"),
+        {"kind": "manual", "name": "Cups", "orders": [three_orders[0].pk, three_orders[1].pk]},
+    )
+
+    assert response.status_code == 303
+    batch = Batch.objects.get()
+    assert response["Location"] == reverse("dispatch:batch-detail", args=[batch.pk])
+    assert set(BatchOrder.objects.values_list("order_id", flat=True)) == {three_orders[0].pk, three_orders[1].pk}
+    detail = client.get(response["Location"])
+    assert [(r.sku, r.total_qty) for r in detail.context["picks"]] == [("SAUCER-1", 1), ("CUP-1", 3)]
+    pdf = client.get(reverse("dispatch:batch-pick-list", args=[batch.pk]))
+    assert pdf.status_code == 200
+    assert pdf["Content-Type"] == "application/pdf"
+    assert pdf.content.startswith(b"%PDF")
+
+
+def test_batch_form_errors_are_shown_not_raised(client, three_orders):
+    client.force_login(staff_user("Warehouse"))
+
+    no_carrier = client.post(reverse("dispatch:batch-create"), {"kind": "carrier"})
+    assert no_carrier.status_code == 422
+    assert "Choose the carrier of the batch." in no_carrier.content.decode()
+
+    none_ticked = client.post(reverse("dispatch:batch-create"), {"kind": "manual"})
+    assert none_ticked.status_code == 422
+    assert "Tick the orders to put in the batch." in none_ticked.content.decode()
+
+    BatchOrder.objects.create(batch=Batch.objects.create(name="Earlier", kind="manual"), order=three_orders[1])
+    taken = client.post(reverse("dispatch:batch-create"), {"kind": "manual", "orders": [three_orders[1].pk]})
+    assert taken.status_code == 422
+    assert "already in a batch" in taken.content.decode()
+
+    gone = client.post(reverse("dispatch:batch-create"), {"kind": "manual", "orders": ["999999"]})
+    assert gone.status_code == 422
+    assert Batch.objects.count() == 1
+
+
+def test_a_carrier_batch_takes_the_orders_its_rules_send_that_way(client, three_orders, desk_carrier):
+    carrier = account()
+    ShippingRule.objects.create(name="All", carrier_account=carrier)
+    client.force_login(staff_user("Warehouse"))
+
+    response = client.post(reverse("dispatch:batch-create"), {"kind": "carrier", "carrier_account": carrier.pk})
+
+    assert response.status_code == 303
+    assert BatchOrder.objects.count() == 3
+
+
+def test_a_packer_packs_inside_a_batch(client, three_orders, packer_user):
+    batch = Batch.objects.create(name="Only P-3", kind=Batch.Kind.MANUAL)
+    BatchOrder.objects.create(batch=batch, order=three_orders[2])
+    client.force_login(packer_user)
+
+    start_page = client.get(reverse("dispatch:pack"))
+    assert [b.name for b in start_page.context["batches"]] == ["Only P-3"]
+    client.post(reverse("dispatch:pack-next"), {"batch": batch.pk})
+
+    assert PackSession.objects.get(packer=packer_user).order == three_orders[2]
+
+
+def test_a_packer_may_not_make_batches(client, three_orders, packer_user):
+    client.force_login(packer_user)
+
+    assert client.post(reverse("dispatch:batch-create"), {"kind": "single_item"}).status_code == 403
+    assert not Batch.objects.exists()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Shipment page: void and reprint
+
+
+@pytest.fixture
+def bought(client, shop, packer_user, desk_carrier, django_capture_on_commit_callbacks):
+    printer = Printer.objects.create(name="Zebra 1", kind=PrinterKind.ESCPOS, host="127.0.0.1", port=9)
+    bench = PackingStation.objects.create(name="Bench 1", label_printer=printer)
+    ShippingRule.objects.create(name="All", carrier_account=account())
+    client.force_login(packer_user)
+    client.post(reverse("dispatch:pack-station"), {"station": bench.pk})
+    session = start(client, packer_user)
+    finish_scans(client, session)
+    with django_capture_on_commit_callbacks(execute=False):  # the print job is queued, not sent
+        client.post(reverse("dispatch:pack-packed", args=[session.pk]), {"parcels": "1"})
+    shipment = Shipment.objects.get()
+    from dispatch.services import shipment_buy
+
+    with django_capture_on_commit_callbacks(execute=False):
+        shipment_buy(shipment_id=shipment.pk)
+    shipment.refresh_from_db()
+    assert shipment.status == ShipmentStatus.BOUGHT
+    return SimpleNamespace(shipment=shipment, printer=printer, station=bench)
+
+
+def test_the_shipment_page_shows_parcels_documents_and_print_jobs(client, bought, packer_user):
+    client.force_login(packer_user)
+
+    response = client.get(reverse("dispatch:shipment-detail", args=[bought.shipment.pk]))
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "DESK10" in html
+    assert "Zebra 1" in html
+    doc = Document.objects.get(shipment=bought.shipment)
+    assert reverse("dispatch:document-download", args=[doc.pk]) in html
+    assert "data-void-form" not in html  # packers cannot void
+    assert "data-reprint-form" in html
+    assert "label bought" in html
+    download = client.get(reverse("dispatch:document-download", args=[doc.pk]))
+    assert download["Content-Type"] == "application/pdf"
+    assert b"".join(download.streaming_content) == PDF
+
+
+def test_a_failed_label_print_says_download_instead(client, bought, packer_user):
+    session = PackSession.objects.get(packer=packer_user)
+    status_url = reverse("dispatch:shipment-status", args=[bought.shipment.pk])
+    client.force_login(packer_user)
+    queued = client.get(status_url, **HX).content.decode()
+    assert "data-printer-down" not in queued
+    assert 'hx-trigger="every 2s"' in queued  # the print job is on its way: keep watching
+
+    PrintJob.objects.update(state=PrintJob.State.FAILED, error="connection refused by 127.0.0.1:9")
+
+    html = client.get(reverse("dispatch:pack-session", args=[session.pk])).content.decode()
+    assert "data-printer-down" in html
+    assert "Download the label instead" in html
+    assert "connection refused by 127.0.0.1:9" in html
+    assert 'hx-trigger="every 2s"' not in html
+
+
+def test_reprint_needs_a_reason_and_points_at_the_first_job(client, bought, packer_user):
+    client.force_login(packer_user)
+    doc = Document.objects.get(shipment=bought.shipment)
+    first = PrintJob.objects.get()
+    url = reverse("dispatch:shipment-reprint", args=[bought.shipment.pk])
+
+    refused = client.post(url, {"document": doc.pk, "printer": bought.printer.pk, "reason": ""}, follow=True)
+    assert "Say why it is printed again." in refused.content.decode()
+    assert PrintJob.objects.count() == 1
+
+    client.post(url, {"document": doc.pk, "printer": bought.printer.pk, "reason": "label jammed"})
+    again = PrintJob.objects.exclude(pk=first.pk).get()
+    assert again.reprint_of == first
+    assert again.reason == "label jammed"
+    assert again.created_by == packer_user
+
+
+def test_void_needs_the_permission_and_a_reason(client, bought, packer_user, boss, desk_carrier):
+    url = reverse("dispatch:shipment-void", args=[bought.shipment.pk])
+    client.force_login(packer_user)
+    assert client.post(url, {"reason": "wrong box"}).status_code == 403
+
+    client.force_login(boss)
+    assert (
+        "data-void-form" in client.get(reverse("dispatch:shipment-detail", args=[bought.shipment.pk])).content.decode()
+    )
+    refused = client.post(url, {"reason": ""}, follow=True)
+    assert "Say why the label is voided." in refused.content.decode()
+
+    done = client.post(url, {"reason": "customer changed the address"}, follow=True)
+    assert "Label voided." in done.content.decode()
+    bought.shipment.refresh_from_db()
+    assert bought.shipment.status == ShipmentStatus.VOIDED
+    assert len(desk_carrier.voided) == 1
+
+    twice = client.post(url, {"reason": "again"}, follow=True)
+    assert "only a bought label can be voided" in twice.content.decode()
+
+
+def test_a_missing_file_or_shipment_is_a_404(client, bought, packer_user):
+    client.force_login(packer_user)
+    doc = Document.objects.get(shipment=bought.shipment)
+    Document.objects.filter(pk=doc.pk).update(file="documents/gone.pdf")
+
+    assert client.get(reverse("dispatch:document-download", args=[doc.pk])).status_code == 404
+    assert client.get(reverse("dispatch:document-download", args=[999999])).status_code == 404
+    assert client.get(reverse("dispatch:shipment-detail", args=[999999])).status_code == 404
+    assert client.get(reverse("dispatch:parcel-label", args=[999999])).status_code == 404
+    assert client.get(reverse("dispatch:shipment-status", args=[999999]), **HX).status_code == 404
+
+
+def test_a_document_in_s3_is_streamed_back(client, s3_storage, packer_user):  # noqa: F811
+    doc = document_store(
+        kind=Document.Kind.PICK_LIST, title="Pick list", content=PDF, content_type="application/pdf", filename="p.pdf"
+    )
+    client.force_login(packer_user)
+
+    response = client.get(reverse("dispatch:document-download", args=[doc.pk]))
+
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/pdf"
+    assert b"".join(response.streaming_content) == PDF
+    assert s3_storage.get_object(Bucket=BUCKET, Key=doc.file.name)["Body"].read() == PDF
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Admin
+
+
+def test_every_dispatch_admin_page_renders_and_secrets_are_write_only(client, records, admin_user):
+    printer = Printer.objects.create(name="Cloud", kind=PrinterKind.PRINTNODE, api_key="pn-secret-key")
+    carrier = records.shipment.carrier_account
+    carrier.credentials = {"client_secret": "very-secret-value"}
+    carrier.save()
+    client.force_login(admin_user)
+
+    for model in (
+        "packingstation",
+        "printer",
+        "carrieraccount",
+        "shippingrule",
+        "batch",
+        "shipment",
+        "printjob",
+        "manifest",
+        "packsession",
+        "document",
+    ):
+        assert client.get(reverse(f"admin:dispatch_{model}_changelist")).status_code == 200, model
+    page = client.get(reverse("admin:dispatch_carrieraccount_change", args=[carrier.pk])).content.decode()
+    assert "very-secret-value" not in page
+    assert "client_secret" in page  # the name only
+    assert (
+        "pn-secret-key" not in client.get(reverse("admin:dispatch_printer_change", args=[printer.pk])).content.decode()
+    )
+    assert client.get(reverse("admin:dispatch_shipment_change", args=[records.shipment.pk])).status_code == 200
+
+    form = {
+        "name": carrier.name,
+        "kind": carrier.kind,
+        "active": "on",
+        "api_base_url": "",
+        "options": "{}",
+        "label_format": "pdf",
+        "default_service": "std",
+        "tracking_url_template": "",
+        "sender_name": "Warehouse",
+        "sender_company": "",
+        "sender_line1": "Main St 1",
+        "sender_line2": "",
+        "sender_city": "Louisville",
+        "sender_region": "",
+        "sender_postal_code": "40202",
+        "sender_country": "US",
+        "sender_phone": "",
+        "sender_email": "",
+        "new_credentials": '{"client_secret": "rotated"}',
+    }
+    response = client.post(reverse("admin:dispatch_carrieraccount_change", args=[carrier.pk]), form)
+    assert response.status_code == 302
+    carrier.refresh_from_db()
+    assert carrier.credentials == {"client_secret": "rotated"}
+    form["new_credentials"] = ""
+    client.post(reverse("admin:dispatch_carrieraccount_change", args=[carrier.pk]), form)
+    carrier.refresh_from_db()
+    assert carrier.credentials == {"client_secret": "rotated"}  # empty keeps what is stored
+
+
+def test_pack_next_service_and_screen_agree_on_the_open_session(client, shop, packer_user):
+    session = pack_next(packer=packer_user)
+    assert session is not None
+    client.force_login(packer_user)
+
+    response = client.post(reverse("dispatch:pack-next"))
+
+    assert response["Location"] == reverse("dispatch:pack-session", args=[session.pk])
