@@ -70,8 +70,13 @@ deploy-check: install ## production settings pass `check --deploy` with no warni
 pytest: install ## the test suite (MariaDB/Redis when DATABASE_URL/REDIS_URL are set, SQLite otherwise)
 	DJANGO_SETTINGS_MODULE=oms.settings.test $(BIN)/pytest $(PYTEST_ARGS)
 
-bench: install ## benchmarks (print figures; need MariaDB and Redis, see README)
+bench: install ## every benchmark, one after another (print figures; need MariaDB and Redis, see README)
 	$(BIN)/python bench/webhook_ingest.py
+	$(BIN)/python bench/last_unit.py
+	$(BIN)/python bench/fanout.py
+	$(BIN)/python bench/reconcile.py
+	$(BIN)/python bench/catalog_import.py
+	$(BIN)/python bench/packing.py
 
 worker: install ## an RQ worker for all queues (needs REDIS_URL)
 	$(MANAGE) rqworker high default low --with-scheduler

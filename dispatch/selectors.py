@@ -30,7 +30,8 @@ from dispatch.models import (
     ShipmentStatus,
     TrackingEvent,
 )
-from dispatch.services import PACKAGING_GRAMS, ExpectedItem
+from dispatch.services import ExpectedItem
+from dispatch.services import order_weight_grams as order_weight_grams  # the views read it from here
 from inventory.models import Allocation, BundleComponent, StockLevel, Variant
 from oms.core.paging import Page, paginate
 from oms.orders.models import Order, OrderLine, OrderStatus
@@ -155,13 +156,6 @@ def pack_rows(order: Order, items: Sequence[ExpectedItem]) -> list[PackRow]:
         for i in items
     ]
     return sorted(rows, key=lambda r: (not r.bin_code, bin_sort_key(r.bin_code)))
-
-
-def order_weight_grams(order: Order) -> int:
-    """What the box weighs by the catalog: the shipping lines' variants plus packaging (as pack_complete does)."""
-    lines = list(OrderLine.objects.filter(order=order, requires_shipping=True).values_list("sku", "quantity"))
-    weights = dict(Variant.objects.filter(sku__in=[sku for sku, _ in lines]).values_list("sku", "weight_grams"))
-    return sum((weights.get(sku) or 0) * quantity for sku, quantity in lines) + PACKAGING_GRAMS
 
 
 def open_batches() -> list[Batch]:

@@ -37,7 +37,7 @@ from carriers.base import (
     Parcel,
     ShipmentRequest,
 )
-from carriers.registry import carrier_for
+from carriers.registry import carrier_class, carrier_for
 from dispatch.models import (
     Batch,
     BatchOrder,
@@ -343,7 +343,8 @@ def pack_override(*, session: PackSession, manager: Actor, reason: str) -> PackS
 # Carrier choice
 
 
-def _order_weight_grams(order: Order) -> int:
+def order_weight_grams(order: Order) -> int:
+    """What the box weighs by the catalog: the shipping lines' variants plus packaging."""
     lines = list(OrderLine.objects.filter(order=order, requires_shipping=True))
     weights = dict(Variant.objects.filter(sku__in=[line.sku for line in lines]).values_list("sku", "weight_grams"))
     return sum((weights.get(line.sku) or 0) * line.quantity for line in lines) + PACKAGING_GRAMS
@@ -352,7 +353,7 @@ def _order_weight_grams(order: Order) -> int:
 def carrier_choose(*, order: Order, weight_grams: int | None = None) -> tuple[CarrierAccount, str] | None:
     """The first active rule (by priority) that matches the order: destination, weight, service level,
     channel, cash on delivery. None when no rule matches: the packer picks by hand."""
-    weight = weight_grams if weight_grams is not None else _order_weight_grams(order)
+    weight = weight_grams if weight_grams is not None else order_weight_grams(order)
     country = order.shipping_address.country if order.shipping_address else ""
     cod = order.payment_status == PaymentStatus.COD
     for rule in ShippingRule.objects.filter(active=True, carrier_account__active=True).select_related(
@@ -464,7 +465,7 @@ def pack_complete(
     if missing and not session.override_reason:
         names = ", ".join(f"{item.quantity - item.scanned} x {item.sku or item.title}" for item in missing)
         raise DispatchError(f"not every item is scanned yet: {names}")
-    weight = _order_weight_grams(order)
+    weight = order_weight_grams(order)
     parcels = list(parcels) if parcels else [ParcelInput(weight_grams=weight)]
     if carrier_account is None:
         chosen = carrier_choose(order=order, weight_grams=sum(p.weight_grams for p in parcels))
@@ -520,7 +521,7 @@ def carrier_adapter(account: CarrierAccount) -> CarrierAdapter:
         account.kind,
         CarrierConfig(
             slug=f"carrier-{account.pk}",
-            api_base_url=account.api_base_url,
+            api_base_url=account.api_base_url or carrier_class(account.kind).default_api_base_url,
             credentials=dict(account.credentials),
             options={str(k): str(v) for k, v in account.options.items()},
             label_format=LabelFormat(account.label_format),
@@ -931,5 +932,32 @@ def batch_create(
     BatchOrder.objects.bulk_create(BatchOrder(batch=batch, order=o) for o in chosen)
     audit_record(
         actor=actor, verb="batch.create", obj=batch, before={}, after={"orders": len(chosen)}, system="dispatch"
+    )
+    return batch
+
+
+# Orders a closed batch lets go of: not packed yet, so a packer or a new batch may still take them.
+_UNPACKED = (OrderStatus.PENDING_PAYMENT, OrderStatus.READY, OrderStatus.ON_HOLD, OrderStatus.PICKING)
+
+
+@transaction.atomic
+def batch_close(*, batch: Batch, actor: Actor) -> Batch:
+    """The batch is done: packers no longer see it, and its orders not packed yet leave it (an order is in one
+    batch at most, so they could not go into a new one otherwise). Closing a closed batch is refused."""
+    batch = Batch.objects.select_for_update().get(pk=batch.pk)
+    if batch.closed_at is not None:
+        raise DispatchError(f"batch {batch.name} is already closed")
+    batch.closed_at = timezone.now()
+    batch.save(update_fields=["closed_at"])
+    unpacked = BatchOrder.objects.filter(batch=batch, order__status__in=_UNPACKED)
+    released = sorted(unpacked.values_list("order_id", flat=True))
+    BatchOrder.objects.filter(batch=batch, order_id__in=released).delete()
+    audit_record(
+        actor=actor,
+        verb="batch.close",
+        obj=batch,
+        before={"closed_at": None},
+        after={"closed_at": batch.closed_at.isoformat(), "released_orders": released},
+        system="dispatch",
     )
     return batch

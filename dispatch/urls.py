@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from dispatch import views
+from dispatch import views, views_attention
 
 app_name = "dispatch"
 urlpatterns = [
@@ -16,11 +16,13 @@ urlpatterns = [
     path("pack/<int:pk>/override/", views.pack_override, name="pack-override"),
     path("pack/<int:pk>/release/", views.pack_release, name="pack-release"),
     path("queue/", views.queue, name="queue"),
+    path("attention/", views_attention.needs_attention_list, name="needs-attention"),
     path("batches/", views.batch_list, name="batch-list"),
     path("batches/new/", views.batch_create, name="batch-create"),
     path("batches/<int:pk>/", views.batch_detail, name="batch-detail"),
     path("batches/<int:pk>/pick-list.pdf", views.batch_pick_list, name="batch-pick-list"),
     path("batches/<int:pk>/pack/", views.batch_pack, name="batch-pack"),
+    path("batches/<int:pk>/close/", views.batch_close, name="batch-close"),
     path("shipments/<int:pk>/", views.shipment_detail, name="shipment-detail"),
     path("shipments/<int:pk>/status/", views.shipment_status, name="shipment-status"),
     path("shipments/<int:pk>/rebook/", views.shipment_rebook, name="shipment-rebook"),

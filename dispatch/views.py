@@ -723,10 +723,24 @@ def batch_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "orders": orders,
             "picks": selectors.pick_list_rows(orders),
             "can_pack": request.user.has_perm(PACK) and batch.closed_at is None,
+            "can_close": request.user.has_perm(MANAGE_BATCHES) and batch.closed_at is None,
             "can_view_order": request.user.has_perm("orders.view_order"),
             "shown_limit": selectors.BATCH_ORDERS_SHOWN,
         },
     )
+
+
+@require_POST
+@staff_view(VIEW_BATCH, MANAGE_BATCHES)
+def batch_close(request: HttpRequest, pk: int) -> HttpResponse:
+    batch = _batch_or_404(pk)
+    try:
+        services.batch_close(batch=batch, actor=request.user)
+    except DispatchError as exc:
+        messages.error(request, f"Not closed: {exc}.")
+    else:
+        messages.success(request, f"Batch {batch.name} closed: its orders not packed yet are back in the queue.")
+    return _redirect(request, reverse("dispatch:batch-detail", args=[batch.pk]))
 
 
 @require_safe

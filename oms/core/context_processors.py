@@ -20,17 +20,21 @@ class NavItem:
     active: bool
 
 
-# (key, label, URL name, permission or "staff", path prefix that marks it active)
-NAV_SCREENS: tuple[tuple[str, str, str, str, str], ...] = (
-    ("dashboard", "Dashboard", "reporting:dashboard", "orders.view_dashboard", "/dashboard/"),
-    ("orders", "Orders", "orders:order-list", "orders.view_order", "/orders/"),
-    ("customers", "Customers", "orders:customer-list", "orders.view_customer", "/orders/customers/"),
-    ("channels", "Channels & syncs", "orders:channel-list", "orders.view_syncrun", "/orders/channels/"),
-    ("packing", "Packing", "orders:packing", "orders.view_packing_queue", "/orders/packing/"),
-    ("stock", "Stock", "inventory:sku-list", "inventory.view_stock", "/inventory/"),
-    ("catalog", "Catalog import", "inventory:catalog-import", "inventory.import_catalog", "/inventory/catalog/"),
-    ("alerts", "Alerts", "alert-list", "core.view_alerts", "/alerts/"),
-    ("admin", "Django admin", "admin:index", "staff", "/admin/"),
+# (key, label, URL name, permission or "staff", path prefixes that mark it active). A key listed twice is
+# shown once, as its first entry the user may open: Packing is the scan-to-verify screen for those who pack,
+# the read-only overview for the others.
+NAV_SCREENS: tuple[tuple[str, str, str, str, tuple[str, ...]], ...] = (
+    ("dashboard", "Dashboard", "reporting:dashboard", "orders.view_dashboard", ("/dashboard/",)),
+    ("orders", "Orders", "orders:order-list", "orders.view_order", ("/orders/",)),
+    ("customers", "Customers", "orders:customer-list", "orders.view_customer", ("/orders/customers/",)),
+    ("channels", "Channels & syncs", "orders:channel-list", "orders.view_syncrun", ("/orders/channels/",)),
+    ("packing", "Packing", "dispatch:pack", "dispatch.pack_orders", ("/dispatch/pack/", "/orders/packing/")),
+    ("packing", "Packing", "orders:packing", "orders.view_packing_queue", ("/orders/packing/",)),
+    ("dispatch", "Dispatch", "dispatch:queue", "dispatch.view_packsession", ("/dispatch/",)),
+    ("stock", "Stock", "inventory:sku-list", "inventory.view_stock", ("/inventory/",)),
+    ("catalog", "Catalog import", "inventory:catalog-import", "inventory.import_catalog", ("/inventory/catalog/",)),
+    ("alerts", "Alerts", "alert-list", "core.view_alerts", ("/alerts/",)),
+    ("admin", "Django admin", "admin:index", "staff", ("/admin/",)),
 )
 
 
@@ -50,18 +54,20 @@ def navigation(request: HttpRequest) -> dict[str, Any]:
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         return {"nav_items": [], "nav_role": "", "can_see_alerts": False}
-    allowed = []
-    for key, label, url_name, perm, prefix in NAV_SCREENS:
+    allowed: list[tuple[str, str, str, tuple[str, ...]]] = []
+    for key, label, url_name, perm, prefixes in NAV_SCREENS:
+        if any(key == shown for shown, *_ in allowed):
+            continue
         if perm == "staff" and not user.is_staff:
             continue
         if perm != "staff" and not user.has_perm(perm):
             continue
-        allowed.append((key, label, reverse(url_name), prefix))
+        allowed.append((key, label, reverse(url_name), prefixes))
     # The longest matching prefix wins, so /orders/customers/ marks Customers, not Orders.
     path = request.path
-    matches = [prefix for *_, prefix in allowed if path.startswith(prefix)]
+    matches = [prefix for *_, prefixes in allowed for prefix in prefixes if path.startswith(prefix)]
     active_prefix = max(matches, key=len) if matches else None
-    items = [NavItem(key=k, label=lbl, url=url, active=prefix == active_prefix) for k, lbl, url, prefix in allowed]
+    items = [NavItem(key=k, label=lbl, url=url, active=active_prefix in prefixes) for k, lbl, url, prefixes in allowed]
     return {
         "nav_items": items,
         "nav_role": role_label(user),

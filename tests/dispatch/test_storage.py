@@ -54,6 +54,10 @@ def s3_storage(s3_server, monkeypatch) -> Iterator[boto3.client]:
         storages._storages = {}  # type: ignore[attr-defined]  # the handler caches backends by alias
         yield client
     storages._storages = {}  # type: ignore[attr-defined]
+    # moto keeps its buckets in process-wide memory, whichever server answers: the next test starts empty.
+    for found in client.list_objects_v2(Bucket=BUCKET).get("Contents", []):
+        client.delete_object(Bucket=BUCKET, Key=found["Key"])
+    client.delete_bucket(Bucket=BUCKET)
 
 
 def test_a_document_is_stored_in_s3_and_read_back(s3_storage):

@@ -1,35 +1,28 @@
 """The dispatch screens through the Django test client: who may open what, the packing screen (station, next order,
 scans right and wrong, the Packed gate, override, put back, the label's status after Packed, rebooking), bad
-input answered with a 4xx, the live queue in bounded queries, batches and pick lists, shipments (void, reprint),
-downloads from local media and S3, and the admin's write-only secrets."""
+input answered with a 4xx, the live queue in bounded queries, batches (closing one) and pick lists, shipments
+(void, reprint), downloads from local media and S3, and the admin's write-only secrets.
+
+Labels are bought from the USPS emulator (which refuses a ZIP code starting 000, and a label already scanned
+cannot be voided), and the shop lives on the Shopify emulator, so the after-ship job writes back for real."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
 from types import SimpleNamespace
-from typing import ClassVar
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
+from django.core import mail
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from carriers.base import (
-    CarrierAdapter,
-    CarrierRejected,
-    FieldError,
-    Label,
-    LabelDocument,
-    LabelFormat,
-    ShipmentRequest,
-    TrackingResult,
-)
-from carriers.registry import ADAPTERS
+from carriers.base import TrackingStatus
 from channels_adapters.base import ChannelLine
 from dispatch import selectors
 from dispatch.models import (
@@ -44,14 +37,19 @@ from dispatch.models import (
     PrinterKind,
     PrintJob,
     Shipment,
+    ShipmentEvent,
     ShipmentStatus,
     ShippingRule,
 )
-from dispatch.services import document_store, pack_next
+from dispatch.services import DispatchError, batch_close, document_store, pack_next, shipment_buy
 from inventory.models import Bin, StockLevel
+from oms.core.models import AuditEntry
 from oms.orders.models import Order, OrderStatus
 from tests.dispatch.test_storage import BUCKET, s3_server, s3_storage  # noqa: F401  (fixtures)
-from tests.factories import ingested_order, location, staff_user, stocked
+from tests.dispatch.test_tracking import SERVICE, usps_account
+from tests.emulators.shopify import ShopifyEmulator
+from tests.emulators.usps import USPSEmulator
+from tests.factories import ingested_order, location, sales_channel, shop_catalog, staff_user, stocked
 
 pytestmark = pytest.mark.django_db
 HX = {"HTTP_HX_REQUEST": "true"}
@@ -62,43 +60,7 @@ PDF = b"%PDF-1.4\n% test label\n%%EOF\n"
 
 
 # ---------------------------------------------------------------------------------------------------------
-# A carrier for the views: books instantly, or refuses a field when its account says so
-
-
-@dataclass
-class CarrierLog:
-    bought: list[ShipmentRequest] = field(default_factory=list)
-    voided: list[Label] = field(default_factory=list)
-
-
-LOG = CarrierLog()
-
-
-class DeskCarrier(CarrierAdapter):
-    kind: ClassVar[str] = "desk-test"
-    label: ClassVar[str] = "Desk test carrier"
-    services: ClassVar[dict[str, str]] = {"std": "Standard", "exp": "Express"}
-
-    def buy_label(self, shipment: ShipmentRequest, *, idempotency_key: str) -> Label:
-        if self.config.options.get("refuse"):
-            raise CarrierRejected(
-                "address refused", errors=[FieldError("to.postal_code", "not a valid ZIP code for KY")]
-            )
-        LOG.bought.append(shipment)
-        numbers = tuple(f"DESK{len(LOG.bought)}{i}" for i in range(len(shipment.parcels)))
-        return Label(
-            tracking_numbers=numbers,
-            documents=tuple(LabelDocument(n, PDF, LabelFormat.PDF) for n in numbers),
-            shipment_id=f"S{len(LOG.bought)}",
-            cost=Decimal("4.20"),
-            currency="USD",
-        )
-
-    def void_label(self, label: Label) -> None:
-        LOG.voided.append(label)
-
-    def track(self, tracking_numbers: Sequence[str]) -> list[TrackingResult]:
-        return []
+# The outside world: USPS sells the labels, the shop is on Shopify (both emulators on 127.0.0.1)
 
 
 @pytest.fixture(autouse=True)
@@ -106,35 +68,45 @@ def media(tmp_path, settings) -> None:
     settings.MEDIA_ROOT = str(tmp_path)
 
 
-AFTER_SHIP: list[int] = []
-
-
-def after_ship_recorded(shipment_id: int) -> None:
-    """Stands in for the after-ship job (channel write-back, e-mail), which has tests of its own."""
-    AFTER_SHIP.append(shipment_id)
+@pytest.fixture
+def usps() -> Iterator[USPSEmulator]:
+    with USPSEmulator() as running:
+        assert isinstance(running, USPSEmulator)
+        yield running
 
 
 @pytest.fixture
-def desk_carrier(monkeypatch) -> CarrierLog:
-    monkeypatch.setitem(ADAPTERS, DeskCarrier.kind, DeskCarrier)
-    monkeypatch.setattr("dispatch.services.AFTER_SHIP_JOB", f"{__name__}.after_ship_recorded")
-    LOG.bought.clear()
-    LOG.voided.clear()
-    return LOG
+def shopify() -> Iterator[ShopifyEmulator]:
+    with ShopifyEmulator() as running:
+        yield running
 
 
-def account(name: str = "Desk", **options: str) -> CarrierAccount:
-    return CarrierAccount.objects.create(
-        name=name,
-        kind=DeskCarrier.kind,
-        options=options,
-        default_service="std",
-        sender_name="Warehouse",
-        sender_line1="Main St 1",
-        sender_city="Louisville",
-        sender_postal_code="40202",
-        sender_country="US",
+@pytest.fixture
+def channel(db, shopify):
+    """The shop on the Shopify emulator: a bought label's tracking is written back to it for real."""
+    shop_catalog()
+    return sales_channel(
+        slug="main-shop",
+        name="Main Shop",
+        api_base_url=shopify.base_url,
+        options={"shop_domain": shopify.shop_domain},
+        credentials={"access_token": shopify.access_token},
     )
+
+
+def account(usps: USPSEmulator, name: str = "USPS", **fields: Any) -> CarrierAccount:
+    """A USPS account on the emulator, shipping from Louisville; `fields` change its set-up."""
+    found = usps_account(usps, name=name)
+    for key, value in {"sender_city": "Louisville", "sender_region": "KY", "sender_postal_code": "40202"}.items():
+        setattr(found, key, value)
+    for key, value in fields.items():
+        setattr(found, key, value)
+    found.save()
+    return found
+
+
+def number_of(shipment: Shipment) -> str:
+    return shipment.parcels.get().tracking_number
 
 
 def line(sku: str, quantity: int = 1, n: int = 1) -> ChannelLine:
@@ -142,7 +114,7 @@ def line(sku: str, quantity: int = 1, n: int = 1) -> ChannelLine:
 
 
 @pytest.fixture
-def shop(channel):
+def shop(channel, shopify):
     main = location("main", name="Main warehouse", priority=10)
     bin_a = Bin.objects.create(location=main, code="A-2")
     bin_b = Bin.objects.create(location=main, code="A-10")
@@ -151,8 +123,10 @@ def shop(channel):
     stocked("SPOON-1", 50, at=main, barcode=SPOON, product_title="Spoon")
     StockLevel.objects.filter(variant=cup, location=main).update(bin=bin_b)
     StockLevel.objects.filter(variant=saucer, location=main).update(bin=bin_a)
+    remote = shopify.add_order()  # the same order on Shopify, where its tracking is written back
     order = ingested_order(
         channel,
+        external_id=str(remote["id"]),
         number="#P-1",
         lines=(line("CUP-1", 2), line("SAUCER-1", 1, n=2)),
         note="Please wrap it as a gift",
@@ -201,11 +175,15 @@ EXPECTED = {
 
 
 @pytest.fixture
-def records(shop, desk_carrier):
+def records(shop, usps):
     batch = Batch.objects.create(name="Morning", kind=Batch.Kind.MANUAL)
     BatchOrder.objects.create(batch=batch, order=shop.order)
     shipment = Shipment.objects.create(
-        order=shop.order, carrier_account=account(), service="std", purchase_key="k-1", status=ShipmentStatus.FAILED
+        order=shop.order,
+        carrier_account=account(usps),
+        service=SERVICE,
+        purchase_key="k-1",
+        status=ShipmentStatus.FAILED,
     )
     return SimpleNamespace(batch=batch, shipment=shipment)
 
@@ -417,8 +395,8 @@ def test_a_scan_on_a_closed_session_is_a_409_in_words(client, shop, packer_user)
 # Packed, override, put back
 
 
-def test_packed_is_refused_until_every_item_is_scanned(client, shop, packer_user, desk_carrier):
-    ShippingRule.objects.create(name="All", carrier_account=account())
+def test_packed_is_refused_until_every_item_is_scanned(client, shop, packer_user, usps):
+    ShippingRule.objects.create(name="All", carrier_account=account(usps))
     session = start(client, packer_user)
     scan(client, session, CUP)
 
@@ -432,9 +410,9 @@ def test_packed_is_refused_until_every_item_is_scanned(client, shop, packer_user
 
 
 def test_packed_books_the_label_and_shows_its_status(
-    client, shop, packer_user, desk_carrier, django_capture_on_commit_callbacks
+    client, shop, packer_user, usps, shopify, django_capture_on_commit_callbacks
 ):
-    ShippingRule.objects.create(name="All", carrier_account=account())
+    ShippingRule.objects.create(name="All", carrier_account=account(usps))
     session = start(client, packer_user)
     finish_scans(client, session)
 
@@ -444,11 +422,18 @@ def test_packed_books_the_label_and_shows_its_status(
     assert response.status_code == 200
     assert response["HX-Redirect"] == reverse("dispatch:pack-session", args=[session.pk])
     shipment = Shipment.objects.get(order=shop.order)
-    assert shipment.status == ShipmentStatus.BOUGHT
+    assert shipment.status == ShipmentStatus.BOUGHT, shipment.errors
     assert [p.weight_grams for p in shipment.parcels.all()] == [300 * 2 + 200 + 100]
+    number = number_of(shipment)
+    assert usps.shipments_booked == 1
+    # The after-ship job ran too: tracking written back to the shop, the customer told.
+    [fulfillment] = shopify.fulfillments(shop.order.external_id)
+    assert fulfillment["tracking_numbers"] == [number]
+    [message] = mail.outbox
+    assert number in message.body
     done = client.get(reverse("dispatch:pack-session", args=[session.pk]))
     html = done.content.decode()
-    assert "DESK10" in html
+    assert number in html
     parcel = shipment.parcels.get()
     assert reverse("dispatch:parcel-label", args=[parcel.pk]) in html
     assert "data-printer-down" in html  # no station, so no printer: download instead
@@ -459,11 +444,11 @@ def test_packed_books_the_label_and_shows_its_status(
     label = client.get(reverse("dispatch:parcel-label", args=[parcel.pk]))
     assert label.status_code == 200
     assert label["Content-Type"] == "application/pdf"
-    assert b"".join(label.streaming_content) == PDF
+    assert b"".join(label.streaming_content) == usps.label(number).image
 
 
-def test_the_status_panel_polls_while_the_label_is_being_bought(client, shop, packer_user, desk_carrier):
-    ShippingRule.objects.create(name="All", carrier_account=account())
+def test_the_status_panel_polls_while_the_label_is_being_bought(client, shop, packer_user, usps):
+    ShippingRule.objects.create(name="All", carrier_account=account(usps, name="USPS Louisville"))
     session = start(client, packer_user)
     finish_scans(client, session)
     client.post(reverse("dispatch:pack-packed", args=[session.pk]), {"parcels": "2", "weights": "700, 400"})
@@ -474,10 +459,11 @@ def test_the_status_panel_polls_while_the_label_is_being_bought(client, shop, pa
 
     html = panel.content.decode()
     assert 'hx-trigger="every 2s"' in html
-    assert "Booking with Desk" in html
+    assert "Booking with USPS Louisville" in html
+    assert usps.requests == []  # nothing was bought
 
 
-def test_packed_with_bad_parcel_input_is_a_form_error(client, shop, packer_user, desk_carrier):
+def test_packed_with_bad_parcel_input_is_a_form_error(client, shop, packer_user):
     session = start(client, packer_user)
     finish_scans(client, session)
 
@@ -492,20 +478,24 @@ def test_packed_with_bad_parcel_input_is_a_form_error(client, shop, packer_user,
 
 
 def test_a_refused_label_shows_the_fields_in_words_and_can_be_booked_again(
-    client, shop, packer_user, desk_carrier, django_capture_on_commit_callbacks
+    client, shop, packer_user, usps, shopify, django_capture_on_commit_callbacks
 ):
-    fussy = account("Fussy", refuse="yes")
-    other = account("Other")
+    fussy = account(usps, "Fussy", sender_postal_code="00020")  # a mistyped warehouse ZIP: USPS has none
+    other = account(usps, "Other")
     session = start(client, packer_user)
     finish_scans(client, session)
     with django_capture_on_commit_callbacks(execute=True):
         client.post(reverse("dispatch:pack-packed", args=[session.pk]), {"parcels": "1", "carrier_account": fussy.pk})
     refused = Shipment.objects.get(order=shop.order)
     assert refused.status == ShipmentStatus.FAILED
+    assert usps.shipments_booked == 0
+    assert [r.status for r in usps.requests_to("/labels/")] == [400]
+    assert mail.outbox == []
+    assert shopify.fulfillments(shop.order.external_id) == []
 
     html = client.get(reverse("dispatch:pack-session", args=[session.pk])).content.decode()
     assert "Fussy refused the label" in html
-    assert "Ship-to postal code: not a valid ZIP code for KY" in html
+    assert "Sender postal code: The ZIP Code &#x27;00020&#x27; is not valid for the city and state." in html
     assert "data-rebook-form" in html
 
     with django_capture_on_commit_callbacks(execute=True):
@@ -517,10 +507,12 @@ def test_a_refused_label_shows_the_fields_in_words_and_can_be_booked_again(
     assert 'hx-trigger="every 2s"' in response.content.decode()
     new = Shipment.objects.exclude(pk=refused.pk).get()
     assert new.carrier_account == other
-    assert new.status == ShipmentStatus.BOUGHT
+    assert new.status == ShipmentStatus.BOUGHT, new.errors
+    assert usps.shipments_booked == 1
     polled = client.get(reverse("dispatch:shipment-status", args=[new.pk]), **HX).content.decode()
     assert 'data-shipment-status="bought"' in polled
-    assert "DESK10" in polled
+    assert number_of(new) in polled
+    assert [f["tracking_numbers"] for f in shopify.fulfillments(shop.order.external_id)] == [[number_of(new)]]
 
     again = client.post(reverse("dispatch:shipment-rebook", args=[refused.pk]), {}, **HX)
     assert again.status_code == 422
@@ -592,7 +584,7 @@ def _shipped_order(channel, packer: User, account_: CarrierAccount, n: int) -> S
     shipment = Shipment.objects.create(
         order=order,
         carrier_account=account_,
-        service="std",
+        service=SERVICE,
         purchase_key=f"q-{n}",
         status=ShipmentStatus.BOUGHT if n % 2 else ShipmentStatus.FAILED,
         errors=[] if n % 2 else [{"field": "to.postal_code", "message": "bad ZIP"}],
@@ -617,8 +609,8 @@ def _shipped_order(channel, packer: User, account_: CarrierAccount, n: int) -> S
     return shipment
 
 
-def test_the_live_queue_shows_the_floor_in_bounded_queries(client, shop, packer_user, boss, desk_carrier):
-    carrier = account()
+def test_the_live_queue_shows_the_floor_in_bounded_queries(client, shop, packer_user, boss, usps):
+    carrier = account(usps)
     start(client, packer_user)
     for n in range(3):
         _shipped_order(shop.channel, packer_user, carrier, n)
@@ -731,8 +723,8 @@ def test_batch_form_errors_are_shown_not_raised(client, three_orders):
     assert Batch.objects.count() == 1
 
 
-def test_a_carrier_batch_takes_the_orders_its_rules_send_that_way(client, three_orders, desk_carrier):
-    carrier = account()
+def test_a_carrier_batch_takes_the_orders_its_rules_send_that_way(client, three_orders, usps):
+    carrier = account(usps)
     ShippingRule.objects.create(name="All", carrier_account=carrier)
     client.force_login(staff_user("Warehouse"))
 
@@ -761,15 +753,72 @@ def test_a_packer_may_not_make_batches(client, three_orders, packer_user):
     assert not Batch.objects.exists()
 
 
+def test_a_batch_is_closed_once_from_its_page_and_lets_go_of_what_is_not_packed(client, three_orders, packer_user):
+    batch = Batch.objects.create(name="Morning", kind=Batch.Kind.MANUAL)
+    BatchOrder.objects.bulk_create(BatchOrder(batch=batch, order=o) for o in three_orders)
+    packed = three_orders[0]
+    Order.objects.filter(pk=packed.pk).update(status=OrderStatus.PACKED)
+    url = reverse("dispatch:batch-close", args=[batch.pk])
+    detail = reverse("dispatch:batch-detail", args=[batch.pk])
+
+    client.force_login(packer_user)
+    assert client.post(url).status_code == 403  # closing is for those who manage batches
+
+    client.force_login(staff_user("Warehouse", username="wim-warehouse"))
+    page = client.get(detail).content.decode()
+    assert f'action="{url}" class="inline" data-close-batch' in page
+    closed = client.post(url, follow=True)
+    assert closed.redirect_chain == [(detail, 303)]
+    html = closed.content.decode()
+    assert "Batch Morning closed" in html
+    assert "data-close-batch" not in html
+    assert "Pack this batch" not in html
+    batch.refresh_from_db()
+    assert batch.closed_at is not None
+    assert list(BatchOrder.objects.values_list("order_id", flat=True)) == [packed.pk]  # the packed one stays
+    entry = AuditEntry.objects.get(verb="batch.close")
+    assert entry.actor_label == "wim-warehouse"
+    assert entry.after["released_orders"] == sorted(o.pk for o in three_orders[1:])
+    assert batch not in selectors.open_batches()
+
+    again = client.post(url, follow=True)
+    assert "Not closed: batch Morning is already closed." in again.content.decode()
+    assert Batch.objects.get(pk=batch.pk).closed_at == batch.closed_at
+    assert AuditEntry.objects.filter(verb="batch.close").count() == 1
+    with pytest.raises(DispatchError, match="already closed"):
+        batch_close(batch=batch, actor=None)
+
+    # What the batch let go of can go into a new batch.
+    rebatched = client.post(
+        reverse("dispatch:batch-create"), {"kind": "manual", "orders": [o.pk for o in three_orders[1:]]}
+    )
+    assert rebatched.status_code == 303
+    assert BatchOrder.objects.exclude(batch=batch).count() == 2
+
+
+def test_the_live_queue_links_to_the_needs_attention_page(client, shop, boss, packer_user):
+    late = ingested_order(shop.channel, number="#LATE-1", ship_by=timezone.localdate() - timedelta(days=2))
+    client.force_login(boss)
+
+    queue = client.get(reverse("dispatch:queue")).content.decode()
+    assert f'href="{reverse("dispatch:needs-attention")}" data-needs-attention' in queue
+
+    page = client.get(reverse("dispatch:needs-attention"))
+    assert page.status_code == 200
+    assert late.number in page.content.decode()
+    client.force_login(packer_user)
+    assert client.get(reverse("dispatch:needs-attention")).status_code == 403
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Shipment page: void and reprint
 
 
 @pytest.fixture
-def bought(client, shop, packer_user, desk_carrier, django_capture_on_commit_callbacks):
+def bought(client, shop, packer_user, usps, django_capture_on_commit_callbacks):
     printer = Printer.objects.create(name="Zebra 1", kind=PrinterKind.ESCPOS, host="127.0.0.1", port=9)
     bench = PackingStation.objects.create(name="Bench 1", label_printer=printer)
-    ShippingRule.objects.create(name="All", carrier_account=account())
+    ShippingRule.objects.create(name="All", carrier_account=account(usps))
     client.force_login(packer_user)
     client.post(reverse("dispatch:pack-station"), {"station": bench.pk})
     session = start(client, packer_user)
@@ -777,23 +826,21 @@ def bought(client, shop, packer_user, desk_carrier, django_capture_on_commit_cal
     with django_capture_on_commit_callbacks(execute=False):  # the print job is queued, not sent
         client.post(reverse("dispatch:pack-packed", args=[session.pk]), {"parcels": "1"})
     shipment = Shipment.objects.get()
-    from dispatch.services import shipment_buy
-
-    with django_capture_on_commit_callbacks(execute=False):
+    with django_capture_on_commit_callbacks(execute=False):  # bought; its print and after-ship jobs wait
         shipment_buy(shipment_id=shipment.pk)
     shipment.refresh_from_db()
-    assert shipment.status == ShipmentStatus.BOUGHT
-    return SimpleNamespace(shipment=shipment, printer=printer, station=bench)
+    assert shipment.status == ShipmentStatus.BOUGHT, shipment.errors
+    return SimpleNamespace(shipment=shipment, printer=printer, station=bench, number=number_of(shipment))
 
 
-def test_the_shipment_page_shows_parcels_documents_and_print_jobs(client, bought, packer_user):
+def test_the_shipment_page_shows_parcels_documents_and_print_jobs(client, bought, packer_user, usps):
     client.force_login(packer_user)
 
     response = client.get(reverse("dispatch:shipment-detail", args=[bought.shipment.pk]))
 
     html = response.content.decode()
     assert response.status_code == 200
-    assert "DESK10" in html
+    assert bought.number in html
     assert "Zebra 1" in html
     doc = Document.objects.get(shipment=bought.shipment)
     assert reverse("dispatch:document-download", args=[doc.pk]) in html
@@ -802,7 +849,7 @@ def test_the_shipment_page_shows_parcels_documents_and_print_jobs(client, bought
     assert "label bought" in html
     download = client.get(reverse("dispatch:document-download", args=[doc.pk]))
     assert download["Content-Type"] == "application/pdf"
-    assert b"".join(download.streaming_content) == PDF
+    assert b"".join(download.streaming_content) == usps.label(bought.number).image
 
 
 def test_a_failed_label_print_says_download_instead(client, bought, packer_user):
@@ -839,7 +886,7 @@ def test_reprint_needs_a_reason_and_points_at_the_first_job(client, bought, pack
     assert again.created_by == packer_user
 
 
-def test_void_needs_the_permission_and_a_reason(client, bought, packer_user, boss, desk_carrier):
+def test_void_needs_the_permission_and_a_reason(client, bought, packer_user, boss, usps):
     url = reverse("dispatch:shipment-void", args=[bought.shipment.pk])
     client.force_login(packer_user)
     assert client.post(url, {"reason": "wrong box"}).status_code == 403
@@ -855,10 +902,32 @@ def test_void_needs_the_permission_and_a_reason(client, bought, packer_user, bos
     assert "Label voided." in done.content.decode()
     bought.shipment.refresh_from_db()
     assert bought.shipment.status == ShipmentStatus.VOIDED
-    assert len(desk_carrier.voided) == 1
+    assert usps.label(bought.number).cancelled  # USPS refunds it
+    assert [r.method for r in usps.requests_to(f"/labels/v3/label/{bought.number}")] == ["DELETE"]
+    shop_order = Order.objects.get(pk=bought.shipment.order_id)
+    assert shop_order.status == OrderStatus.PACKED  # ready to be booked again
 
     twice = client.post(url, {"reason": "again"}, follow=True)
     assert "only a bought label can be voided" in twice.content.decode()
+    assert len(usps.requests_to(f"/labels/v3/label/{bought.number}")) == 1  # refused here, not at USPS
+
+
+def test_a_label_usps_has_scanned_cannot_be_voided_and_says_why(client, bought, boss, usps):
+    usps.advance(bought.number, TrackingStatus.IN_TRANSIT)  # the parcel is already on its way
+    client.force_login(boss)
+
+    response = client.post(
+        reverse("dispatch:shipment-void", args=[bought.shipment.pk]), {"reason": "customer cancelled"}, follow=True
+    )
+
+    html = response.content.decode()
+    assert "Not voided: USPS would not void it" in html
+    assert "has been scanned and cannot be cancelled" in html
+    bought.shipment.refresh_from_db()
+    assert bought.shipment.status == ShipmentStatus.BOUGHT
+    assert not usps.label(bought.number).cancelled
+    assert ShipmentEvent.objects.filter(shipment=bought.shipment, kind="void_refused").exists()
+    assert Order.objects.get(pk=bought.shipment.order_id).status == OrderStatus.SHIPPED
 
 
 def test_a_missing_file_or_shipment_is_a_404(client, bought, packer_user):
@@ -926,7 +995,7 @@ def test_every_dispatch_admin_page_renders_and_secrets_are_write_only(client, re
         "api_base_url": "",
         "options": "{}",
         "label_format": "pdf",
-        "default_service": "std",
+        "default_service": SERVICE,
         "tracking_url_template": "",
         "sender_name": "Warehouse",
         "sender_company": "",

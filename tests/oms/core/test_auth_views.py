@@ -116,23 +116,34 @@ def test_home_for_a_user_without_a_role_is_forbidden(client, db):
     [
         (
             "admin_user",
-            ["dashboard", "orders", "customers", "channels", "packing", "stock", "catalog", "alerts", "admin"],
+            [
+                "dashboard",
+                "orders",
+                "customers",
+                "channels",
+                "packing",
+                "dispatch",
+                "stock",
+                "catalog",
+                "alerts",
+                "admin",
+            ],
             [],
         ),
         (
             "manager",
-            ["dashboard", "orders", "customers", "channels", "stock", "catalog", "alerts"],
-            ["packing", "admin"],
+            ["dashboard", "orders", "customers", "channels", "packing", "dispatch", "stock", "catalog", "alerts"],
+            ["admin"],
         ),
         (
             "warehouse_user",
-            ["dashboard", "orders", "packing", "stock", "alerts"],
+            ["dashboard", "orders", "packing", "dispatch", "stock", "alerts"],
             ["customers", "channels", "catalog", "admin"],
         ),
         (
             "packer",
             ["packing"],
-            ["dashboard", "orders", "customers", "channels", "stock", "catalog", "alerts", "admin"],
+            ["dashboard", "orders", "customers", "channels", "dispatch", "stock", "catalog", "alerts", "admin"],
         ),
     ],
 )
@@ -166,6 +177,42 @@ def test_navigation_marks_the_current_screen(client, admin_user):
 
     active = [item.key for item in response.context["nav_items"] if item.active]
     assert active == ["customers"]
+
+
+@pytest.mark.parametrize(
+    ("url_name", "active"),
+    [
+        ("dispatch:pack", "packing"),
+        ("orders:packing", "packing"),
+        ("dispatch:queue", "dispatch"),
+        ("dispatch:batch-list", "dispatch"),
+        ("dispatch:needs-attention", "dispatch"),
+    ],
+)
+def test_packing_leads_to_the_packing_screen_and_dispatch_to_the_live_queue(client, warehouse_user, url_name, active):
+    client.force_login(warehouse_user)
+
+    response = client.get(reverse(url_name))
+
+    assert response.status_code == 200
+    items = {item.key: item for item in response.context["nav_items"]}
+    assert items["packing"].url == reverse("dispatch:pack")
+    assert items["dispatch"].url == reverse("dispatch:queue")
+    assert [key for key, item in items.items() if item.active] == [active]
+
+
+def test_packing_without_the_packing_permission_is_the_overview(client, db):
+    from django.contrib.auth.models import Permission, User
+
+    viewer = User.objects.create_user("overview-only", password=PASSWORD)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_packing_queue"))
+    client.force_login(viewer)
+
+    response = client.get(reverse("orders:packing"))
+
+    [item] = response.context["nav_items"]
+    assert (item.key, item.url, item.active) == ("packing", reverse("orders:packing"), True)
+    assert "data-start-packing" not in response.content.decode()
 
 
 def test_friendly_404_page(client, admin_user):

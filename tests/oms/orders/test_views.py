@@ -880,5 +880,6 @@ def test_packing_page_counts_ready_orders_and_lists_the_most_urgent(client, pack
     assert (overview.ready_count, overview.overdue_count) == (2, 1)
     assert [o.number for o in overview.oldest] == ["#LATE", "#SOON"]
     html = response.content.decode()
-    assert "later release" in html
+    assert f'href="{reverse("dispatch:pack")}" data-start-packing>Start packing</a>' in html
+    assert "later release" not in html
     assert reverse("orders:order-detail", args=[late.pk]) not in html  # packers cannot open orders yet
