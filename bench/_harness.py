@@ -100,7 +100,7 @@ def flush_redis(redis_url: str) -> None:
 
 
 @contextlib.contextmanager
-def gunicorn(env: dict[str, str], *, workers: int = 2, threads: int = 16) -> Iterator[str]:
+def gunicorn(env: dict[str, str], *, workers: int = 4, threads: int = 4) -> Iterator[str]:
     port = free_port()
     proc = subprocess.Popen(
         [

@@ -163,6 +163,8 @@ def main() -> None:
     parser.add_argument("--packers", type=int, default=10)
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--think", type=float, default=1.0, help="mean seconds a packer holds an order")
+    parser.add_argument("--web-workers", type=int, default=4, help="gunicorn worker processes")
+    parser.add_argument("--web-threads", type=int, default=4, help="threads per gunicorn worker")
     args = parser.parse_args()
 
     env = bench_env(DATABASE_URL, REDIS_URL)
@@ -184,7 +186,7 @@ def main() -> None:
         f"{args.orders} ready orders, {args.packers} packers holding each order ~{args.think:g} s, "
         f"{args.seconds:.0f} s (waited {waited:.0f} s for idle)"
     )
-    with gunicorn(env) as base:
+    with gunicorn(env, workers=args.web_workers, threads=args.web_threads) as base:
         out: mp.Queue = mp.Queue()
         start_at = time.time() + 3  # every packer logged in before the clock starts
         procs = [

@@ -115,8 +115,8 @@ def main() -> None:
     parser.add_argument("--duplicates", type=float, default=0.05, help="share of deliveries sent twice")
     parser.add_argument("--connections", type=int, default=24, help="client keep-alive connections")
     parser.add_argument("--workers", type=int, default=2, help="RQ workers that drain the inbox")
-    parser.add_argument("--web-workers", type=int, default=2, help="gunicorn worker processes")
-    parser.add_argument("--web-threads", type=int, default=16, help="threads per gunicorn worker")
+    parser.add_argument("--web-workers", type=int, default=4, help="gunicorn worker processes")
+    parser.add_argument("--web-threads", type=int, default=4, help="threads per gunicorn worker")
     args = parser.parse_args()
 
     env = bench_env(DATABASE_URL, REDIS_URL)

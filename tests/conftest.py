@@ -15,6 +15,14 @@ def _on_sqlite() -> bool:
     return connection.vendor == "sqlite"
 
 
+@pytest.fixture(autouse=True)
+def _fresh_cache() -> None:
+    """Each test starts with an empty cache: ids repeat between tests, and cached permissions are keyed by id."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
 @pytest.fixture
 def needs_server_db() -> None:
     """Row-lock concurrency needs MariaDB/MySQL; in CI a skip is a failure (see .ci/run)."""

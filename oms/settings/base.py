@@ -126,7 +126,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 AUTHENTICATION_BACKENDS = [
-    "django.contrib.auth.backends.ModelBackend",
+    "oms.core.auth.CachedModelBackend",  # ModelBackend with each user's permissions kept in the cache
     "guardian.backends.ObjectPermissionBackend",
 ]
 GUARDIAN_RAISE_403 = True
