@@ -7,6 +7,8 @@
   outcome unknown, so it raises CarrierUnavailable and the OMS decides what to do (see carriers/base.py).
 - A 429 raises CarrierUnavailable with the carrier's Retry-After (seconds or an HTTP date), retried by nobody
   here: the OMS's queue waits that long.
+- `CarrierUnavailable.request_sent` is False when no attempt of the call reached the carrier (every one was
+  refused before connecting, or throttled with a 429): the OMS then knows nothing was booked.
 
 What a 4xx means is the adapter's business: `request` hands back every response below 500 except 429.
 """
@@ -83,33 +85,38 @@ class Transport:
         """Send one request (retrying a safe one); raise CarrierUnavailable for outages and throttles."""
         sent_headers = {"User-Agent": USER_AGENT, **(headers or {})}
         attempt = 0
+        reached = False  # whether any attempt so far may have got to the carrier (CarrierUnavailable.request_sent)
         while True:
             self.calls += 1
             try:
                 response = self.session.request(method, url, headers=sent_headers, timeout=self.timeout, **kwargs)
-            except requests.Timeout as exc:
-                problem = f"{self.carrier} did not answer within {self.timeout:g} s ({exc.__class__.__name__})"
+            except (requests.Timeout, requests.ConnectionError) as exc:
+                # A connect timeout is both; either way, one that never connected never reached the carrier.
+                reached = reached or not _never_connected(exc)
+                if isinstance(exc, requests.Timeout):
+                    problem = f"{self.carrier} did not answer within {self.timeout:g} s ({exc.__class__.__name__})"
+                else:
+                    problem = f"could not reach {self.carrier} at {url}: {exc.__class__.__name__}"
                 if safe and attempt < self.max_retries:
                     attempt = self._back_off(attempt)
                     continue
-                raise CarrierUnavailable(self._unknown(problem, safe)) from exc
-            except requests.ConnectionError as exc:
-                problem = f"could not reach {self.carrier} at {url}: {exc.__class__.__name__}"
-                if safe and attempt < self.max_retries:
-                    attempt = self._back_off(attempt)
-                    continue
-                if not safe and _never_connected(exc):
-                    raise CarrierUnavailable(f"{problem}; the request never reached {self.carrier}") from exc
+                if not reached:
+                    tries = f" (gave up after {attempt + 1} tries)" if safe else ""
+                    raise CarrierUnavailable(
+                        f"{problem}{tries}; the request never reached {self.carrier}", request_sent=False
+                    ) from exc
                 raise CarrierUnavailable(self._unknown(problem, safe)) from exc
 
             status = response.status_code
-            if status == 429:
+            if status == 429:  # refused before any work: only an earlier try of this call may have done some
                 wait = retry_after_seconds(response.headers.get("Retry-After"))
                 raise CarrierUnavailable(
                     f"{self.carrier} is throttling this account (HTTP 429); try again"
                     + (f" in {wait:g} s" if wait is not None else " later"),
                     retry_after=wait,
+                    request_sent=reached,
                 )
+            reached = True
             if status >= 500:
                 problem = f"{self.carrier} answered HTTP {status}: {_snippet(response)}"
                 if safe and attempt < self.max_retries:

@@ -394,8 +394,12 @@ class FedExAdapter(CarrierAdapter):
     ) -> tuple[requests.Response, Any]:
         """A JSON call with the bearer token; a 401 (FedEx ran nothing) gets a fresh token and one more try."""
         for attempt in range(2):
+            try:
+                token = self._token.get(self._fetch_token)
+            except CarrierUnavailable as exc:  # before the call itself: it surely never reached FedEx
+                raise CarrierUnavailable(str(exc), retry_after=exc.retry_after, request_sent=False) from exc
             headers = {
-                "Authorization": f"Bearer {self._token.get(self._fetch_token)}",
+                "Authorization": f"Bearer {token}",
                 "Content-Type": "application/json",
                 "Accept": "application/json",
                 "X-locale": "en_US",

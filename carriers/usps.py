@@ -489,6 +489,17 @@ class USPSAdapter(CarrierAdapter):
             raise CarrierUnavailable(f"USPS payment authorization answered HTTP {response.status_code}")
         return token, PAYMENT_TOKEN_LIFETIME
 
+    def _tokens(self, *, payment: bool) -> dict[str, str]:
+        """The bearer token (and the payment token) a call needs. An outage while fetching them comes before the
+        call itself, so that call surely never reached USPS (`request_sent` False: nothing was bought)."""
+        try:
+            tokens = {"Authorization": f"Bearer {self._access.get(self._fetch_access_token)}"}
+            if payment:
+                tokens["X-Payment-Authorization-Token"] = self._payment.get(self._fetch_payment_token)
+        except CarrierUnavailable as exc:
+            raise CarrierUnavailable(str(exc), retry_after=exc.retry_after, request_sent=False) from exc
+        return tokens
+
     def _authorized(
         self,
         method: str,
@@ -502,9 +513,7 @@ class USPSAdapter(CarrierAdapter):
         """A call with the bearer token (and the payment token): a 401 means the token went stale, so both
         are fetched again and the call is made once more (USPS ran nothing for a 401)."""
         for attempt in range(2):
-            sent = {"Authorization": f"Bearer {self._access.get(self._fetch_access_token)}", **(headers or {})}
-            if payment:
-                sent["X-Payment-Authorization-Token"] = self._payment.get(self._fetch_payment_token)
+            sent = {**self._tokens(payment=payment), **(headers or {})}
             sent.setdefault("Accept", "application/json")
             response = self.http.request(method, f"{self.base_url}{path}", safe=safe, headers=sent, json=json)
             if response.status_code != 401:
@@ -587,6 +596,10 @@ class USPSAdapter(CarrierAdapter):
             except CarrierRejected:
                 # The labels of the earlier parcels are paid for: refund them, the attempt is dead.
                 self._void_quietly(str(metadata["trackingNumber"]) for metadata, _ in bought)
+                raise
+            except CarrierUnavailable as exc:
+                if bought and not exc.request_sent:  # this parcel's call never left, but the earlier ones bought
+                    raise CarrierUnavailable(str(exc), retry_after=exc.retry_after) from exc
                 raise
         numbers = tuple(str(metadata["trackingNumber"]) for metadata, _ in bought)
         charges = [_label_charge(metadata) for metadata, _ in bought]

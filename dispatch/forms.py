@@ -4,10 +4,12 @@ batches. Forms validate only; the views hand their clean data to dispatch.servic
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from django import forms
 from django.db.models import QuerySet
+from django.utils import timezone
 
 from dispatch.models import Batch, CarrierAccount, Document, PackingStation, Printer
 from dispatch.services import ParcelInput
@@ -247,3 +249,33 @@ class BatchCreateForm(forms.Form):
 
 class PageForm(ListForm):
     """Just the paging of a list."""
+
+
+class ManifestForm(forms.Form):
+    """Which carrier account's end-of-day manifest, for which day (today unless told)."""
+
+    carrier_account = forms.ModelChoiceField(
+        queryset=CarrierAccount.objects.none(),
+        label="Carrier account",
+        empty_label="Choose…",
+        error_messages={
+            "required": "Choose the carrier account.",
+            "invalid_choice": "That carrier account is not active any more: choose another.",
+        },
+    )
+    day = forms.DateField(
+        label="Day",
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+        error_messages={"required": "Give the day.", "invalid": "Give the day as YYYY-MM-DD."},
+    )
+
+    def __init__(self, *args: Any, carriers: QuerySet[CarrierAccount], **kwargs: Any) -> None:
+        kwargs.setdefault("initial", {"day": timezone.localdate()})
+        super().__init__(*args, **kwargs)
+        self.fields["carrier_account"].queryset = carriers  # type: ignore[attr-defined]
+
+    def clean_day(self) -> date:
+        day: date = self.cleaned_data["day"]
+        if day > timezone.localdate():
+            raise forms.ValidationError("That day has not come yet: no labels were bought on it.")
+        return day

@@ -20,6 +20,7 @@ from dispatch.models import (
     BatchOrder,
     CarrierAccount,
     Document,
+    Manifest,
     PackingStation,
     PackSession,
     Printer,
@@ -30,7 +31,7 @@ from dispatch.models import (
     ShipmentStatus,
     TrackingEvent,
 )
-from dispatch.services import ExpectedItem
+from dispatch.services import ExpectedItem, ParcelInput
 from dispatch.services import order_weight_grams as order_weight_grams  # the views read it from here
 from inventory.models import Allocation, BundleComponent, StockLevel, Variant
 from oms.core.paging import Page, paginate
@@ -318,6 +319,13 @@ def shipment_panel(shipment: Shipment, *, events: bool = False) -> ShipmentPanel
     )
 
 
+def parcel_inputs_of(shipment: Shipment) -> list[ParcelInput]:
+    """The shipment's parcels as the services take them (what booking it again keeps when no new ones are given)."""
+    return [
+        ParcelInput(p.weight_grams, p.length_cm, p.width_cm, p.height_cm) for p in shipment.parcels.order_by("position")
+    ]
+
+
 def latest_shipment_of(order: Order) -> Shipment | None:
     return (
         Shipment.objects.select_related("order", "carrier_account", "station", "station__label_printer")
@@ -560,4 +568,19 @@ def pick_list_data(batch: Batch, orders: Sequence[Order]) -> PickListData:
         created=timezone.localtime(batch.created_at),
         carrier=batch.carrier_account.name if batch.carrier_account else batch.get_kind_display(),
         rows=pick_list_rows(orders),
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# End-of-day manifests
+
+
+def manifest_page(*, page: int, per_page: int = 25) -> Page[Manifest]:
+    """The manifests made so far, the latest day first, with their account, document and author (one query)."""
+    return paginate(
+        Manifest.objects.select_related("carrier_account", "document", "created_by").order_by(
+            "-day", "-created_at", "-pk"
+        ),
+        page=page,
+        per_page=per_page,
     )

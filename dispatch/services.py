@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -35,9 +35,10 @@ from carriers.base import (
     LabelFormat,
     NotSupported,
     Parcel,
+    Rate,
     ShipmentRequest,
 )
-from carriers.registry import carrier_class, carrier_for
+from carriers.registry import UnknownCarrierKind, carrier_class, carrier_for
 from dispatch.models import (
     Batch,
     BatchOrder,
@@ -67,9 +68,9 @@ BUY_JOB = "dispatch.jobs.shipment_buy"
 PRINT_JOB = "dispatch.jobs.print_job_send"
 AFTER_SHIP_JOB = "dispatch.jobs.shipment_after_ship"
 SLIP_JOB = "dispatch.jobs.packing_slip_print"
-PACKAGING_GRAMS = 100
+PACKAGING_GRAMS = 100  # a box and filler, added to the items' weight when the packer gives none
 # A carrier call lasts at most its timeout (seconds); an attempt younger than this may still be in flight.
-IN_FLIGHT = timedelta(minutes=2)  # a box and filler, added to the items' weight when the packer gives none
+IN_FLIGHT = timedelta(minutes=2)
 
 
 class DispatchError(ValueError):
@@ -236,11 +237,8 @@ def pack_expected(order: Order) -> list[ExpectedItem]:
 def pack_progress(session: PackSession) -> list[ExpectedItem]:
     """The expected items with what has been scanned so far (right scans only)."""
     counts: dict[tuple[int | None, int | None], int] = defaultdict(int)
-    for line_id, variant_id in (
-        PackScan.objects.filter(session__order=session.order, result=ScanResult.OK)
-        .filter(session=session)
-        .values_list("line_id", "variant_id")
-    ):
+    scans = PackScan.objects.filter(session=session, result=ScanResult.OK)
+    for line_id, variant_id in scans.values_list("line_id", "variant_id"):
         counts[(line_id, variant_id)] += 1
     out = []
     for item in pack_expected(session.order):
@@ -424,7 +422,7 @@ def _new_shipment(
                 live_key=order.pk,
                 station=station,
                 label_format=account.label_format,
-                cod_amount=order.total if order.payment_status == PaymentStatus.COD else None,
+                cod_amount=_cod_amount(order),
                 created_by=acting_user(actor),
             )
     except IntegrityError:
@@ -562,11 +560,23 @@ def _sender(account: CarrierAccount) -> Address:
     )
 
 
-def shipment_request(shipment: Shipment) -> ShipmentRequest:
-    order = shipment.order
+def _cod_amount(order: Order) -> Decimal | None:
+    return order.total if order.payment_status == PaymentStatus.COD else None
+
+
+def _request_for(
+    *,
+    order: Order,
+    account: CarrierAccount,
+    parcels: Sequence[ParcelInput],
+    service: str,
+    cod_amount: Decimal | None,
+    pickup_point_id: str = "",
+) -> ShipmentRequest:
+    """What the carrier is asked to book (or to quote): this order's parcels from the account's sender."""
     return ShipmentRequest(
         reference=order.number,
-        ship_from=_sender(shipment.carrier_account),
+        ship_from=_sender(account),
         ship_to=_address_from_order(order),
         parcels=tuple(
             Parcel(
@@ -576,40 +586,101 @@ def shipment_request(shipment: Shipment) -> ShipmentRequest:
                 height_cm=p.height_cm,
                 reference=order.number,
             )
-            for p in shipment.parcels.order_by("position")
+            for p in parcels
         ),
-        service=shipment.service,
+        service=service,
         ship_date=timezone.localdate(),
         contents=", ".join(line.title for line in order.lines.all()[:3])[:100],
         value=order.total,
         currency=order.currency,
+        cod_amount=cod_amount,
+        pickup_point_id=pickup_point_id,
+    )
+
+
+def shipment_request(shipment: Shipment) -> ShipmentRequest:
+    return _request_for(
+        order=shipment.order,
+        account=shipment.carrier_account,
+        parcels=[
+            ParcelInput(p.weight_grams, p.length_cm, p.width_cm, p.height_cm)
+            for p in shipment.parcels.order_by("position")
+        ],
+        service=shipment.service,
         cod_amount=shipment.cod_amount,
         pickup_point_id=shipment.pickup_point_id,
     )
 
 
-def _begin_attempt(shipment_id: int) -> tuple[Shipment, str]:
-    """Record the attempt before calling the carrier. Returns the shipment and what to do: buy, recover, or stop."""
+class RateQuotes(list[Rate]):
+    """A carrier's quotes, cheapest first. `supported` is False when the carrier gives no quotes at all
+    (its adapter raised NotSupported): the list is then empty and the packer types the service."""
+
+    def __init__(self, rates: Iterable[Rate] = (), *, supported: bool = True) -> None:
+        super().__init__(rates)
+        self.supported = supported
+
+
+def shipment_rates(
+    *, order: Order, carrier_account: CarrierAccount, parcels: Sequence[ParcelInput] | None = None
+) -> RateQuotes:
+    """What `carrier_account` would charge, by service, to ship these parcels of `order`; books and writes nothing.
+
+    No parcels: one parcel of the catalog weight, as pack_complete books it. A carrier that refuses, or cannot be
+    reached, is a DispatchError in words.
+    """
+    parcels = list(parcels) if parcels else [ParcelInput(weight_grams=order_weight_grams(order))]
+    if any(p.weight_grams <= 0 for p in parcels):
+        raise DispatchError("every parcel needs a weight above zero")
+    name = carrier_account.name
+    try:
+        adapter = carrier_adapter(carrier_account)
+    except UnknownCarrierKind:
+        raise DispatchError(f"{name} has no carrier adapter for {carrier_account.kind!r}") from None
+    # Quotes cover every service the carrier offers; the request still needs one the carrier books.
+    service = carrier_account.default_service or next(iter(adapter.services), "")
+    request = _request_for(
+        order=order, account=carrier_account, parcels=parcels, service=service, cod_amount=_cod_amount(order)
+    )
+    try:
+        rates = adapter.rates(request)
+    except NotSupported:
+        return RateQuotes(supported=False)
+    except CarrierUnavailable as exc:
+        raise DispatchError(f"{name} did not answer with rates ({exc}); try again, or type the service") from exc
+    except CarrierRejected as exc:
+        details = "; ".join(e.message for e in exc.errors if e.message and e.message != str(exc))
+        raise DispatchError(
+            f"{name} gives no rates for this shipment: {exc}" + (f" ({details})" if details else "")
+        ) from exc
+    except CarrierError as exc:
+        raise DispatchError(f"{name} gives no rates: {exc}") from exc
+    return RateQuotes(sorted(rates, key=lambda rate: (rate.amount, rate.service)))
+
+
+def _begin_attempt(shipment_id: int) -> tuple[Shipment, str, datetime | None]:
+    """Record the attempt before calling the carrier. Returns the shipment, what to do (buy, recover, or stop) and,
+    to recover, when the unfinished earlier attempt began."""
     with transaction.atomic():
         shipment = Shipment.objects.select_for_update().select_related("order", "carrier_account").get(pk=shipment_id)
         if shipment.status in (ShipmentStatus.BOUGHT, ShipmentStatus.VOIDED, ShipmentStatus.FAILED):
-            return shipment, "stop"
+            return shipment, "stop", None
         if shipment.status == ShipmentStatus.UNKNOWN:
-            return shipment, "stop"
+            return shipment, "stop", None
         adapter_idempotent = carrier_adapter(shipment.carrier_account).idempotent_purchase
         now = timezone.now()
         action = "buy"
+        started = shipment.attempt_started_at
         if shipment.status == ShipmentStatus.BUYING and not adapter_idempotent:
-            started = shipment.attempt_started_at
             if started is not None and started > now - IN_FLIGHT:
-                return shipment, "stop"  # another worker may be in the middle of this very call
+                return shipment, "stop", None  # another worker may be in the middle of this very call
             # An earlier attempt started and never finished: it may have bought a label.
             action = "recover"
         shipment.status = ShipmentStatus.BUYING
         shipment.attempts += 1
         shipment.attempt_started_at = now
         shipment.save(update_fields=["status", "attempts", "attempt_started_at"])
-    return shipment, action
+    return shipment, action, started if action == "recover" else None
 
 
 def _fail(shipment: Shipment, exc: CarrierRejected) -> None:
@@ -648,7 +719,7 @@ def shipment_buy(*, shipment_id: int) -> Shipment:
 
     Raises CarrierUnavailable when the carrier could not be reached and trying again is safe.
     """
-    shipment, action = _begin_attempt(shipment_id)
+    shipment, action, stalled_since = _begin_attempt(shipment_id)
     if action == "stop":
         return shipment
     adapter = carrier_adapter(shipment.carrier_account)
@@ -670,7 +741,21 @@ def shipment_buy(*, shipment_id: int) -> Shipment:
             )
             return Shipment.objects.get(pk=shipment.pk)
         except CarrierUnavailable:
-            raise  # still "buying": the next try asks again
+            # Still "buying", and the look-up (which buys nothing) is over: the earlier attempt stays the last
+            # purchase call, so the next try asks again instead of taking this one for a call still in flight.
+            if stalled_since is not None:
+                Shipment.objects.filter(
+                    pk=shipment.pk, status=ShipmentStatus.BUYING, attempt_started_at=shipment.attempt_started_at
+                ).update(attempt_started_at=stalled_since)
+            raise
+        except CarrierError as exc:
+            _unknown(
+                shipment,
+                "an earlier attempt to buy this label stopped half-way, and "
+                f"{shipment.carrier_account.name} would not say whether it bought one: {exc}. "
+                "Look it up in the carrier's portal, void it there if it exists, then book again.",
+            )
+            return Shipment.objects.get(pk=shipment.pk)
         if label is None:
             action = "buy"
     if action == "buy":

@@ -1,5 +1,6 @@
 """Staff screens of dispatch: the packing screen (station, next order, scan-to-verify, packed, the label's status),
-the manager's live queue, batches with their pick lists, shipments with void and reprint, and file downloads.
+the manager's live queue, batches with their pick lists, shipments with void and reprint, rate quotes for the
+Packed and rebook forms, end-of-day manifests, and file downloads.
 
 Views validate input with forms and delegate: reads to dispatch.selectors, writes to dispatch.services. A
 DispatchError is the person's answer, shown in words with a 4xx, never a 500. The scan field's answers are
@@ -27,11 +28,13 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST, require_safe
 from django_htmx.http import HttpResponseClientRedirect
 
-from dispatch import selectors, services
+from carriers.base import Rate
+from dispatch import selectors, services, services_tracking
 from dispatch.documents import render_pick_list
 from dispatch.forms import (
     BatchChoiceForm,
     BatchCreateForm,
+    ManifestForm,
     OverrideForm,
     PageForm,
     ParcelsForm,
@@ -44,6 +47,7 @@ from dispatch.forms import (
 )
 from dispatch.models import (
     Batch,
+    CarrierAccount,
     Document,
     PackingStation,
     PackSession,
@@ -52,7 +56,7 @@ from dispatch.models import (
     Shipment,
     ShipmentParcel,
 )
-from dispatch.services import DispatchError, ExpectedItem
+from dispatch.services import DispatchError, ExpectedItem, ParcelInput
 from oms.core.views import htmx_toast, staff_view
 from oms.orders.models import Order, OrderStatus
 from oms.orders.selectors import channel_scope
@@ -65,6 +69,8 @@ VOID = "dispatch.void_shipment"
 REPRINT = "dispatch.reprint_documents"
 VIEW_BATCH = "dispatch.view_batch"
 MANAGE_BATCHES = "dispatch.manage_batches"
+VIEW_MANIFEST = "dispatch.view_manifest"
+ADD_MANIFEST = "dispatch.add_manifest"
 
 STATION_KEY = "dispatch.station"  # the packer's bench, kept in their session; 0: chose to have none
 BATCH_KEY = "dispatch.batch"
@@ -495,6 +501,71 @@ def shipment_rebook(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 # ---------------------------------------------------------------------------------------------------------
+# Rate quotes for the Packed and rebook forms: the packer picks a service from them (htmx partials)
+
+
+def _rates_error(request: HttpRequest, message: str, status: int = 422) -> HttpResponse:
+    return render(request, "dispatch/_rates.html", {"error": message}, status=status)
+
+
+def _rates_answer(
+    request: HttpRequest, *, order: Order, account: CarrierAccount, parcels: list[ParcelInput] | None
+) -> HttpResponse:
+    try:
+        quotes = services.shipment_rates(order=order, carrier_account=account, parcels=parcels)
+    except DispatchError as exc:
+        return _rates_error(request, str(exc))
+    rates: list[Rate] = list(quotes)
+    return render(request, "dispatch/_rates.html", {"account": account, "rates": rates, "supported": quotes.supported})
+
+
+@require_POST
+@staff_view(PACK)
+def pack_rates(request: HttpRequest, pk: int) -> HttpResponse:
+    """Quotes for the box on the packing screen: the chosen carrier's, or the shipping rules' carrier's."""
+    try:
+        session = _session_or_refuse(request, pk)
+        if session.outcome != PackSession.Outcome.OPEN:
+            raise Refused(409, f"Order {session.order.number} is no longer being packed.")
+    except Refused as refused:
+        return _refusal(request, refused)
+    form = ParcelsForm(request.POST, carriers=selectors.carrier_accounts_active())
+    if not form.is_valid():
+        return _rates_error(request, _form_error_text(form))
+    order = session.order
+    parcels = form.parcel_inputs(catalog_grams=selectors.order_weight_grams(order))
+    account = form.cleaned_data["carrier_account"]
+    if account is None:
+        weight = sum(p.weight_grams for p in parcels) if parcels else None
+        chosen = services.carrier_choose(order=order, weight_grams=weight)
+        if chosen is None:
+            return _rates_error(request, "No shipping rule matches this order: choose a carrier to see its rates.")
+        account = chosen[0]
+    return _rates_answer(request, order=order, account=account, parcels=parcels)
+
+
+@require_POST
+@staff_view(VIEW_SHIPMENT, PACK)
+def shipment_rates(request: HttpRequest, pk: int) -> HttpResponse:
+    """Quotes for booking a refused or voided shipment again: the chosen carrier's, or the same carrier's."""
+    try:
+        shipment = _shipment_or_refuse(request, pk)
+    except Refused as refused:
+        return _refusal(request, refused)
+    form = RebookForm(request.POST, carriers=selectors.carrier_accounts_active())
+    if not form.is_valid():
+        return _rates_error(request, _form_error_text(form))
+    order = shipment.order
+    parcels = form.rebook_parcels(catalog_grams=selectors.order_weight_grams(order))
+    return _rates_answer(
+        request,
+        order=order,
+        account=form.cleaned_data["carrier_account"] or shipment.carrier_account,
+        parcels=parcels if parcels is not None else selectors.parcel_inputs_of(shipment),
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------
 # Shipment page: void, reprint
 
 
@@ -620,6 +691,54 @@ def document_download(request: HttpRequest, pk: int) -> HttpResponseBase:
     name = document.file.name if document.file else ""
     content_type = document.content_type or _content_type_of(name)
     return _stream(name, content_type=content_type, filename=os.path.basename(name) or "document")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# End-of-day manifests
+
+
+def _manifest_list(request: HttpRequest, form: ManifestForm | None = None, status: int = 200) -> HttpResponse:
+    page_form = PageForm(request.GET)
+    page_form.is_valid()
+    can_create = request.user.has_perm(ADD_MANIFEST)
+    return render(
+        request,
+        "dispatch/manifest_list.html",
+        {
+            "page": selectors.manifest_page(page=page_form.page_number(), per_page=page_form.page_size()),
+            "can_create": can_create,
+            "can_download": request.user.has_perm(VIEW_SHIPMENT),
+            "form": form or (ManifestForm(carriers=selectors.carrier_accounts_active()) if can_create else None),
+        },
+        status=status,
+    )
+
+
+@require_safe
+@staff_view(VIEW_MANIFEST)
+def manifest_list(request: HttpRequest) -> HttpResponse:
+    return _manifest_list(request)
+
+
+@require_POST
+@staff_view(VIEW_MANIFEST, ADD_MANIFEST)
+def manifest_create(request: HttpRequest) -> HttpResponse:
+    form = ManifestForm(request.POST, carriers=selectors.carrier_accounts_active())
+    if not form.is_valid():
+        return _manifest_list(request, form, status=422)
+    account = form.cleaned_data["carrier_account"]
+    day = form.cleaned_data["day"]
+    try:
+        manifest = services_tracking.manifest_create(carrier_account=account, day=day, actor=request.user)
+    except DispatchError as exc:
+        form.add_error(None, str(exc))
+        return _manifest_list(request, form, status=422)
+    messages.success(
+        request,
+        f"Manifest of {account.name} for {day.isoformat()} made: {manifest.parcels} "
+        f"parcel{'s' if manifest.parcels != 1 else ''}.",
+    )
+    return _redirect(request, reverse("dispatch:manifest-list"))
 
 
 # ---------------------------------------------------------------------------------------------------------

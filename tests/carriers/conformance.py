@@ -302,6 +302,8 @@ class CarrierAdapterConformance:
         with pytest.raises(CarrierUnavailable) as caught:
             unreachable_adapter.buy_label(shipment_request, idempotency_key=new_key())
         assert caught.value.retryable is True
+        # Refused before connecting: nothing can have been bought, and the OMS may book again at once.
+        assert caught.value.request_sent is False
 
         with pytest.raises(CarrierUnavailable):
             unreachable_adapter.track(["9400100000000000000000"])

@@ -462,3 +462,43 @@ def test_rates_for_a_bad_address_are_refused_with_the_field(adapter: FedExAdapte
         adapter.rates(shipment(1200, ship_to=replace(SHIP_TO, postal_code="00012")))
 
     assert [e.field for e in caught.value.errors] == ["ship_to.postal_code"]
+
+
+# ------------------------------------------------------------------------------- whether a call was sent
+
+
+def test_a_ship_call_refused_before_connecting_never_reached_fedex(
+    adapter: FedExAdapter, emulator: FedExEmulator
+) -> None:
+    adapter.track(["123456789012"])  # the token is fetched and kept
+    adapter.http.close()  # no kept-alive connection to the emulator either
+    emulator.stop()
+
+    with pytest.raises(CarrierUnavailable, match="never reached FedEx") as caught:
+        adapter.buy_label(shipment(1200), idempotency_key=new_key())
+
+    assert caught.value.request_sent is False
+
+
+def test_a_ship_call_that_fails_after_booking_may_have_booked(adapter: FedExAdapter, emulator: FedExEmulator) -> None:
+    emulator.fail_next(503, after=True, path_contains="/ship/v1/shipments")
+
+    with pytest.raises(CarrierUnavailable, match="unknown") as caught:
+        adapter.buy_label(shipment(1200), idempotency_key=new_key())
+
+    assert caught.value.request_sent is True
+    assert emulator.shipments_booked == 1
+    assert len(emulator.requests_to("/ship/v1/shipments")) == 1  # sent once, never again
+
+
+def test_a_token_outage_is_known_not_to_have_booked(
+    adapter: FedExAdapter, emulator: FedExEmulator, clock: VirtualClock
+) -> None:
+    emulator.fail_next(503, count=4, path_contains="/oauth/token")
+
+    with pytest.raises(CarrierUnavailable) as caught:
+        adapter.buy_label(shipment(1200), idempotency_key=new_key())
+
+    assert caught.value.request_sent is False
+    assert emulator.requests_to("/ship/") == []
+    assert len(clock.sleeps) == 3

@@ -501,3 +501,57 @@ def test_labels_are_stamped_with_todays_date_when_none_is_given(adapter: USPSAda
 
     sent = emulator.requests_to("/labels/v3/label")[0].json
     assert sent["packageDescription"]["mailingDate"] == datetime.now(UTC).date().isoformat()
+
+
+# ------------------------------------------------------------------------------- whether a call was sent
+
+
+def test_a_label_call_refused_before_connecting_never_reached_usps(
+    adapter: USPSAdapter, emulator: USPSEmulator, clock: VirtualClock
+) -> None:
+    adapter.rates(shipment(680))  # the tokens are fetched and kept
+    adapter.http.close()  # no kept-alive connection to the emulator either
+    emulator.stop()
+
+    with pytest.raises(CarrierUnavailable, match="never reached USPS") as caught:
+        adapter.buy_label(shipment(680), idempotency_key=new_key())
+
+    assert caught.value.request_sent is False
+    assert len(clock.sleeps) == 3  # a label call is safe to retry (the idempotency key): it was, then given up
+
+
+def test_a_throttled_second_parcel_still_counts_as_sent(adapter: USPSAdapter, emulator: USPSEmulator) -> None:
+    key = new_key()
+    emulator.fail_next(
+        429,
+        retry_after="5",
+        path_contains="/labels/v3/label",
+        when=lambda r: r.headers["x-idempotency-key"] == f"{key}:1",
+    )
+
+    with pytest.raises(CarrierUnavailable) as caught:
+        adapter.buy_label(shipment(680, 2300), idempotency_key=key)
+
+    assert caught.value.request_sent is True  # the first parcel's label was bought in this attempt
+    assert caught.value.retry_after == 5
+    assert emulator.shipments_booked == 1
+
+
+def test_a_throttled_label_call_did_nothing(adapter: USPSAdapter, emulator: USPSEmulator) -> None:
+    emulator.fail_next(429, retry_after="5", path_contains="/labels/v3/label")
+
+    with pytest.raises(CarrierUnavailable) as caught:
+        adapter.buy_label(shipment(680), idempotency_key=new_key())
+
+    assert caught.value.request_sent is False
+    assert emulator.shipments_booked == 0
+
+
+def test_a_token_outage_is_known_not_to_have_bought(adapter: USPSAdapter, emulator: USPSEmulator) -> None:
+    emulator.fail_next(503, count=4, path_contains="/oauth2/v3/token")
+
+    with pytest.raises(CarrierUnavailable, match="gave up after 4 tries") as caught:
+        adapter.buy_label(shipment(680), idempotency_key=new_key())
+
+    assert caught.value.request_sent is False
+    assert emulator.requests_to("/labels/") == []

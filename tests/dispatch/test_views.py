@@ -8,6 +8,7 @@ cannot be voided), and the shop lives on the Shopify emulator, so the after-ship
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
@@ -15,14 +16,16 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Permission, User
 from django.core import mail
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
+from pypdf import PdfReader
 
 from carriers.base import TrackingStatus
+from carriers.fedex import FedExAdapter
 from channels_adapters.base import ChannelLine
 from dispatch import selectors
 from dispatch.models import (
@@ -30,6 +33,7 @@ from dispatch.models import (
     BatchOrder,
     CarrierAccount,
     Document,
+    Manifest,
     PackingStation,
     PackScan,
     PackSession,
@@ -38,15 +42,27 @@ from dispatch.models import (
     PrintJob,
     Shipment,
     ShipmentEvent,
+    ShipmentParcel,
     ShipmentStatus,
     ShippingRule,
 )
-from dispatch.services import DispatchError, batch_close, document_store, pack_next, shipment_buy
+from dispatch.services import (
+    DispatchError,
+    ParcelInput,
+    batch_close,
+    document_store,
+    pack_next,
+    shipment_buy,
+    shipment_rates,
+)
 from inventory.models import Bin, StockLevel
 from oms.core.models import AuditEntry
 from oms.orders.models import Order, OrderStatus
+from tests.carriers.conformance import closed_port
+from tests.dispatch.test_buying import fedex_account
 from tests.dispatch.test_storage import BUCKET, s3_server, s3_storage  # noqa: F401  (fixtures)
 from tests.dispatch.test_tracking import SERVICE, usps_account
+from tests.emulators.fedex import FedExEmulator
 from tests.emulators.shopify import ShopifyEmulator
 from tests.emulators.usps import USPSEmulator
 from tests.factories import ingested_order, location, sales_channel, shop_catalog, staff_user, stocked
@@ -1027,3 +1043,300 @@ def test_pack_next_service_and_screen_agree_on_the_open_session(client, shop, pa
     response = client.post(reverse("dispatch:pack-next"))
 
     assert response["Location"] == reverse("dispatch:pack-session", args=[session.pk])
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Rate quotes on the Packed and rebook forms (USPS and FedEx quote; GLS does not)
+
+
+@pytest.fixture
+def fedex() -> Iterator[FedExEmulator]:
+    with FedExEmulator() as running:
+        assert isinstance(running, FedExEmulator)
+        yield running
+
+
+def rates_of(response) -> list[tuple[str, str, int | None]]:
+    return [(r.service, f"{r.amount:.2f} {r.currency}", r.delivery_days) for r in response.context["rates"]]
+
+
+def test_the_packing_screen_quotes_usps_rates_and_books_the_service_picked(
+    client, shop, packer_user, usps, django_capture_on_commit_callbacks
+):
+    carrier = account(usps)
+    session = start(client, packer_user)
+    finish_scans(client, session)
+    url = reverse("dispatch:pack-rates", args=[session.pk])
+    page = client.get(reverse("dispatch:pack-session", args=[session.pk])).content.decode()
+    assert f'hx-post="{url}"' in page
+    assert "data-get-rates" in page
+
+    response = client.post(url, {"parcels": "1", "weights": "", "carrier_account": carrier.pk}, **HX)
+
+    assert response.status_code == 200
+    # 900 g (two cups, a saucer, the box) is 1.99 lb; cheapest first, USPS gives no transit days.
+    assert rates_of(response) == [
+        ("MEDIA_MAIL", "5.62 USD", None),
+        ("USPS_GROUND_ADVANTAGE", "7.09 USD", None),
+        ("PARCEL_SELECT", "9.74 USD", None),
+        ("PRIORITY_MAIL", "11.09 USD", None),
+        ("PRIORITY_MAIL_EXPRESS", "32.93 USD", None),
+    ]
+    html = response.content.decode()
+    assert "<html" not in html
+    assert 'data-rate-pick="PRIORITY_MAIL"' in html
+    assert "Priority Mail Machinable Single-piece" in html
+    assert {r.json["weight"] for r in usps.requests_to("/prices/")} == {1.99}
+    assert usps.shipments_booked == 0  # a quote books nothing
+    assert not Shipment.objects.exists()
+
+    with django_capture_on_commit_callbacks(execute=True):  # the packer picked Priority Mail, then Packed
+        client.post(
+            reverse("dispatch:pack-packed", args=[session.pk]),
+            {"parcels": "1", "carrier_account": carrier.pk, "service": "PRIORITY_MAIL"},
+            **HX,
+        )
+    shipment = Shipment.objects.get()
+    assert shipment.service == "PRIORITY_MAIL"
+    assert shipment.status == ShipmentStatus.BOUGHT, shipment.errors
+    assert usps.label(number_of(shipment)).request["packageDescription"]["mailClass"] == "PRIORITY_MAIL"
+
+
+def test_without_a_chosen_carrier_the_rules_carrier_quotes(client, shop, packer_user, fedex):
+    session = start(client, packer_user)
+    finish_scans(client, session)
+    url = reverse("dispatch:pack-rates", args=[session.pk])
+
+    no_rule = client.post(url, {"parcels": "1"}, **HX)
+    assert no_rule.status_code == 422
+    assert "No shipping rule matches this order: choose a carrier to see its rates." in no_rule.content.decode()
+
+    ShippingRule.objects.create(name="All", carrier_account=fedex_account(fedex))
+    response = client.post(url, {"parcels": "2", "weights": "500, 700"}, **HX)
+
+    assert response.status_code == 200
+    quotes = rates_of(response)
+    # FedEx's account rates for two packages of 0.5 and 0.7 kg, with its transit days.
+    assert quotes[0] == ("FEDEX_GROUND", "20.98 USD", 3)
+    assert quotes[-1] == ("PRIORITY_OVERNIGHT", "148.78 USD", 1)
+    assert [q[1] for q in quotes] == sorted((q[1] for q in quotes), key=lambda text: Decimal(text.split()[0]))
+    [request] = fedex.requests_to("/rate/")
+    assert [item["weight"]["value"] for item in request.json["requestedShipment"]["requestedPackageLineItems"]] == [
+        0.5,
+        0.7,
+    ]
+    assert fedex.shipments_booked == 0
+
+
+def test_the_rebook_form_quotes_the_chosen_carrier_for_the_old_parcels(client, records, packer_user, usps, fedex):
+    other = fedex_account(fedex)
+    ShipmentParcel.objects.create(shipment=records.shipment, position=0, weight_grams=2500)
+    client.force_login(packer_user)
+    url = reverse("dispatch:shipment-rates", args=[records.shipment.pk])
+    page = client.get(reverse("dispatch:shipment-detail", args=[records.shipment.pk])).content.decode()
+    assert f'hx-post="{url}"' in page  # the refused shipment's rebook form has the button
+
+    same = client.post(url, {}, **HX)  # no carrier chosen: the same carrier (USPS), the same parcels
+    assert same.status_code == 200
+    assert rates_of(same)[0] == ("MEDIA_MAIL", "8.27 USD", None)  # 2.5 kg is 5.52 lb
+    assert {r.json["weight"] for r in usps.requests_to("/prices/")} == {5.52}
+
+    response = client.post(url, {"carrier_account": other.pk}, **HX)
+    assert response.status_code == 200
+    assert rates_of(response)[0] == ("FEDEX_GROUND", "12.68 USD", 3)
+    assert 'data-rate-pick="FEDEX_2_DAY"' in response.content.decode()
+
+
+def test_rates_refused_or_unavailable_are_said_in_words(client, shop, packer_user, usps):
+    session = start(client, packer_user)
+    finish_scans(client, session)
+    url = reverse("dispatch:pack-rates", args=[session.pk])
+
+    bad = client.post(url, {"parcels": "1", "weights": "heavy"}, **HX)
+    assert bad.status_code == 422
+    assert "“heavy” is not a weight in grams." in bad.content.decode()
+
+    toronto = account(usps, "USPS Toronto", sender_country="CA")  # USPS ships within the US only
+    refused = client.post(url, {"parcels": "1", "carrier_account": toronto.pk}, **HX)
+    assert refused.status_code == 422
+    html = refused.content.decode()
+    assert "data-rates-error" in html
+    assert "USPS Toronto gives no rates for this shipment: USPS cannot book this shipment as it stands" in html
+    assert "USPS domestic labels ship within the US only, not &#x27;CA&#x27;" in html
+
+    gls = account(usps, "GLS Praha", kind="gls", api_base_url="http://127.0.0.1:9", default_service="standard")
+    none = client.post(url, {"parcels": "1", "carrier_account": gls.pk}, **HX)
+    assert none.status_code == 200
+    assert none.context["supported"] is False
+    assert "GLS Praha gives no rate quotes: type the service." in none.content.decode()
+
+    gone = client.post(url, {"parcels": "1", "carrier_account": 999999}, **HX)
+    assert gone.status_code == 422
+    assert "Select a valid choice" in gone.content.decode()
+    assert usps.requests_to("/prices/") == []
+
+
+def test_an_unreachable_carrier_gives_no_rates_and_says_so(client, shop, packer_user):
+    down = CarrierAccount.objects.create(
+        name="FedEx down",
+        kind="fedex",
+        api_base_url=f"http://127.0.0.1:{closed_port()}",
+        credentials={"client_id": "x", "client_secret": "y"},
+        sender_name="Warehouse",
+        sender_line1="Main St 1",
+        sender_city="Louisville",
+        sender_postal_code="40202",
+        sender_country="US",
+    )
+    session = start(client, packer_user)
+    finish_scans(client, session)
+
+    response = client.post(reverse("dispatch:pack-rates", args=[session.pk]), {"carrier_account": down.pk}, **HX)
+
+    assert response.status_code == 422
+    assert "FedEx down did not answer with rates" in response.content.decode()
+    assert "try again, or type the service" in response.content.decode()
+
+
+def test_rates_are_for_the_packer_of_an_open_session(client, shop, packer_user, usps):
+    carrier = account(usps)
+    session = start(client, packer_user)
+    url = reverse("dispatch:pack-rates", args=[session.pk])
+    assert client.get(url).status_code == 405
+
+    client.force_login(staff_user("Packer", username="other-packer"))
+    assert client.post(url, {"carrier_account": carrier.pk}, **HX).status_code == 403
+    client.logout()
+    assert client.post(url, {"carrier_account": carrier.pk}).status_code == 302
+
+    client.force_login(packer_user)
+    client.post(reverse("dispatch:pack-release", args=[session.pk]), {"reason": "break"})
+    closed = client.post(url, {"carrier_account": carrier.pk}, **HX)
+    assert closed.status_code == 409
+    assert "no longer being packed" in closed.content.decode()
+    assert usps.requests == []
+
+
+def test_the_rates_service_is_a_list_with_a_flag(shop, usps, fedex):
+    quotes = shipment_rates(order=shop.order, carrier_account=fedex_account(fedex), parcels=None)
+    assert quotes.supported is True
+    assert [r.amount for r in quotes] == sorted(r.amount for r in quotes)
+    assert {r.service for r in quotes} == set(FedExAdapter.services) - {"FEDEX_INTERNATIONAL_PRIORITY"}
+
+    gls = account(usps, "GLS", kind="gls", default_service="standard")
+    assert (quotes := shipment_rates(order=shop.order, carrier_account=gls, parcels=None)) == []
+    assert quotes.supported is False
+
+    with pytest.raises(DispatchError, match="every parcel needs a weight above zero"):
+        shipment_rates(order=shop.order, carrier_account=gls, parcels=[ParcelInput(weight_grams=0)])
+
+
+# ---------------------------------------------------------------------------------------------------------
+# End-of-day manifests
+
+
+def test_the_manifest_screen_is_linked_from_the_queue_and_kept_to_its_roles(client, records, packer_user, boss):
+    client.force_login(boss)
+    queue = client.get(reverse("dispatch:queue")).content.decode()
+    assert f'href="{reverse("dispatch:manifest-list")}" data-manifests' in queue
+
+    page = client.get(reverse("dispatch:manifest-list"))
+    assert page.status_code == 200
+    assert page.context["can_create"]
+    html = page.content.decode()
+    assert "data-manifest-form" in html
+    assert f'name="day" value="{timezone.localdate().isoformat()}"' in html  # today, unless told
+    assert "No manifest made yet." in html
+
+    client.force_login(packer_user)
+    assert client.get(reverse("dispatch:manifest-list")).status_code == 403
+    assert client.post(reverse("dispatch:manifest-create"), {}).status_code == 403
+
+    reader = User.objects.create_user("manifest-reader", password="pw-for-tests-only")
+    reader.user_permissions.add(Permission.objects.get(codename="view_manifest"))
+    client.force_login(reader)
+    listed = client.get(reverse("dispatch:manifest-list"))
+    assert listed.status_code == 200
+    assert "data-manifest-form" not in listed.content.decode()
+    carrier = records.shipment.carrier_account
+    day = timezone.localdate().isoformat()
+    assert (
+        client.post(reverse("dispatch:manifest-create"), {"carrier_account": carrier.pk, "day": day}).status_code == 403
+    )
+    assert not Manifest.objects.exists()
+
+
+def test_a_manifest_is_made_for_the_days_labels_and_downloaded(client, bought, boss, usps):
+    client.force_login(boss)
+    carrier = bought.shipment.carrier_account
+    today = timezone.localdate()
+
+    response = client.post(
+        reverse("dispatch:manifest-create"), {"carrier_account": carrier.pk, "day": today.isoformat()}, follow=True
+    )
+
+    assert response.redirect_chain == [(reverse("dispatch:manifest-list"), 303)]
+    html = response.content.decode()
+    assert f"Manifest of USPS for {today.isoformat()} made: 1 parcel." in html
+    manifest = Manifest.objects.get()
+    assert (manifest.carrier_account, manifest.day, manifest.parcels, manifest.created_by) == (carrier, today, 1, boss)
+    link = reverse("dispatch:document-download", args=[manifest.document_id])
+    assert f'href="{link}"' in html
+    download = client.get(link)
+    assert download.status_code == 200
+    assert download["Content-Type"] == "application/pdf"
+    pdf = PdfReader(io.BytesIO(b"".join(download.streaming_content)))
+    assert bought.number in "".join("".join(page.extract_text().split()) for page in pdf.pages)
+
+
+def test_manifest_form_errors_are_shown_not_raised(client, bought, boss, usps):
+    client.force_login(boss)
+    url = reverse("dispatch:manifest-create")
+    carrier = bought.shipment.carrier_account
+    today = timezone.localdate()
+
+    def refused(data: dict[str, Any]) -> str:
+        response = client.post(url, data)
+        assert response.status_code == 422, data
+        return response.content.decode()
+
+    yesterday = (today - timedelta(days=1)).isoformat()
+    assert f"no labels were bought with USPS on {yesterday}: nothing to hand over" in refused(
+        {"carrier_account": carrier.pk, "day": yesterday}
+    )
+    assert "That day has not come yet" in refused(
+        {"carrier_account": carrier.pk, "day": (today + timedelta(days=1)).isoformat()}
+    )
+    assert "Give the day as YYYY-MM-DD." in refused({"carrier_account": carrier.pk, "day": "31/02/2026"})
+    assert "Choose the carrier account." in refused({"day": today.isoformat()})
+    CarrierAccount.objects.filter(pk=carrier.pk).update(active=False)
+    assert "That carrier account is not active any more" in refused(
+        {"carrier_account": carrier.pk, "day": today.isoformat()}
+    )
+    assert not Manifest.objects.exists()
+
+
+def test_the_manifest_list_is_paged_newest_day_first_in_bounded_queries(client, records, boss):
+    carrier = records.shipment.carrier_account
+    today = timezone.localdate()
+    for n in range(30):
+        doc = document_store(
+            kind=Document.Kind.MANIFEST, title=f"M{n}", content=PDF, content_type="application/pdf", filename="m.pdf"
+        )
+        Manifest.objects.create(carrier_account=carrier, day=today - timedelta(days=n), parcels=n, document=doc)
+    client.force_login(boss)
+    url = reverse("dispatch:manifest-list") + "?per_page=25"
+    client.get(url)  # the session and the first-visit caches
+
+    with CaptureQueriesContext(connection) as many:
+        first = client.get(url)
+    assert [m.day for m in first.context["page"].items] == [today - timedelta(days=n) for n in range(25)]
+    assert first.context["page"].has_next
+    assert f'href="{reverse("dispatch:document-download", args=[first.context["page"].items[0].document_id])}"' in (
+        first.content.decode()
+    )
+    with CaptureQueriesContext(connection) as few:
+        second = client.get(url + "&page=2")
+    assert [m.parcels for m in second.context["page"].items] == [25, 26, 27, 28, 29]
+    assert len(many) == len(few)  # one query for the page, whatever its length
+    assert client.get(reverse("dispatch:manifest-list") + "?page=abc").status_code == 200

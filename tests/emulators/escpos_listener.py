@@ -25,6 +25,7 @@ class Connection:
     data: bytes
     peer: tuple[str, int]
     closed_by_peer: bool  # False when the listener cut it (reset mode)
+    seq: int = 0  # the order in which connections were accepted
 
 
 class EscposListener:
@@ -33,6 +34,7 @@ class EscposListener:
         self.reset_after = reset_after
         self._lock = threading.Condition()
         self._connections: list[Connection] = []
+        self._accepted = 0
         self._sock: socket.socket | None = None
         self._port = 0
         self._thread: threading.Thread | None = None
@@ -94,8 +96,10 @@ class EscposListener:
 
     @property
     def connections(self) -> list[Connection]:
+        """Finished connections in the order they were accepted (each is served by its own thread, and a later
+        one may finish first)."""
         with self._lock:
-            return list(self._connections)
+            return sorted(self._connections, key=lambda c: c.seq)
 
     @property
     def received(self) -> list[bytes]:
@@ -111,7 +115,7 @@ class EscposListener:
                 if remaining <= 0:
                     break
                 self._lock.wait(remaining)
-            return [c.data for c in self._connections]
+            return [c.data for c in sorted(self._connections, key=lambda c: c.seq)]
 
     def clear(self) -> None:
         with self._lock:
@@ -127,9 +131,10 @@ class EscposListener:
                 continue
             except OSError:
                 return
-            threading.Thread(target=self._serve, args=(conn, peer), daemon=True).start()
+            self._accepted += 1
+            threading.Thread(target=self._serve, args=(conn, peer, self._accepted), daemon=True).start()
 
-    def _serve(self, conn: socket.socket, peer: tuple[str, int]) -> None:
+    def _serve(self, conn: socket.socket, peer: tuple[str, int], seq: int) -> None:
         chunks: list[bytes] = []
         received = 0
         closed_by_peer = True
@@ -150,5 +155,5 @@ class EscposListener:
                 chunks.append(chunk)
                 received += len(chunk)
         with self._lock:
-            self._connections.append(Connection(b"".join(chunks), peer, closed_by_peer))
+            self._connections.append(Connection(b"".join(chunks), peer, closed_by_peer, seq))
             self._lock.notify_all()
