@@ -920,6 +920,38 @@ def dispatch_sweep(*, now: datetime | None = None) -> int:
 # Void
 
 
+@transaction.atomic
+def shipment_resolve_unknown(*, shipment: Shipment, actor: Actor, reason: str) -> Shipment:
+    """A person checked with the carrier that an attempt of unknown outcome left no live label (none was bought,
+    or they voided it in the carrier's portal): the attempt counts as refused and the order can be booked again.
+    """
+    user = acting_user(actor)
+    if user is None or not user.has_perm("dispatch.void_shipment"):
+        raise DispatchError("only someone who may void labels can settle an unknown purchase")
+    reason = reason.strip()
+    if not reason:
+        raise DispatchError("say what the carrier's portal showed")
+    shipment = Shipment.objects.select_for_update().select_related("order").get(pk=shipment.pk)
+    if shipment.status != ShipmentStatus.UNKNOWN:
+        raise DispatchError(f"this purchase is {shipment.get_status_display().lower()}, not unknown")
+    shipment.status = ShipmentStatus.FAILED
+    shipment.live_key = None
+    shipment.errors = [{"field": "", "message": f"settled by hand: {reason}"[:500]}]
+    shipment.save(update_fields=["status", "live_key", "errors"])
+    _event(shipment, "settled", f"no live label at the carrier: {reason}", actor=actor)
+    audit_record(
+        actor=actor,
+        verb="shipment.settle_unknown",
+        obj=shipment,
+        before={"status": ShipmentStatus.UNKNOWN},
+        after={"status": ShipmentStatus.FAILED},
+        reason=reason,
+        system="dispatch",
+    )
+    alert_resolve(dedupe_key=f"shipment-unknown:{shipment.pk}")
+    return shipment
+
+
 def shipment_void(*, shipment: Shipment, actor: Actor, reason: str) -> Shipment:
     """Cancel a bought label with the carrier (one action, one audit row); the order goes back to packed so a
     new label can be booked. The call is made here, with the carrier's timeout: the person waits for the answer."""

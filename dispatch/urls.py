@@ -29,6 +29,7 @@ urlpatterns = [
     path("shipments/<int:pk>/rebook/", views.shipment_rebook, name="shipment-rebook"),
     path("shipments/<int:pk>/rates/", views.shipment_rates, name="shipment-rates"),
     path("shipments/<int:pk>/void/", views.shipment_void, name="shipment-void"),
+    path("shipments/<int:pk>/settle/", views.shipment_settle, name="shipment-settle"),
     path("shipments/<int:pk>/reprint/", views.shipment_reprint, name="shipment-reprint"),
     path("parcels/<int:pk>/label/", views.parcel_label, name="parcel-label"),
     path("documents/<int:pk>/", views.document_download, name="document-download"),

@@ -583,6 +583,7 @@ def shipment_detail(request: HttpRequest, pk: int) -> HttpResponse:
         {
             "detail": detail,
             "can_void": user.has_perm(VOID) and shipment.status == "bought",
+            "can_settle": user.has_perm(VOID) and shipment.status == "unknown",
             "can_reprint": user.has_perm(REPRINT) and bool(detail.panel.documents),
             "void_form": VoidForm(),
             "reprint_form": ReprintForm(
@@ -614,6 +615,26 @@ def shipment_void(request: HttpRequest, pk: int) -> HttpResponse:
             messages.error(request, f"Not voided: {exc}")
         else:
             messages.success(request, "Label voided. The order is back to packed: book it again when ready.")
+    return _redirect(request, reverse("dispatch:shipment-detail", args=[shipment.pk]))
+
+
+@require_POST
+@staff_view(VIEW_SHIPMENT, VOID)
+def shipment_settle(request: HttpRequest, pk: int) -> HttpResponse:
+    try:
+        shipment = _shipment_or_refuse(request, pk)
+    except Refused as refused:
+        return _refusal(request, refused)
+    form = VoidForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, f"Not settled: {_form_error_text(form)}")
+    else:
+        try:
+            services.shipment_resolve_unknown(shipment=shipment, actor=request.user, reason=form.cleaned_data["reason"])
+        except ValueError as exc:
+            messages.error(request, f"Not settled: {exc}")
+        else:
+            messages.success(request, "Settled: no label is live. Book the order again when ready.")
     return _redirect(request, reverse("dispatch:shipment-detail", args=[shipment.pk]))
 
 

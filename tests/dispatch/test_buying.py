@@ -34,9 +34,11 @@ from dispatch.services import (
     pack_next,
     pack_scan,
     shipment_buy,
+    shipment_rebook,
     shipment_request,
+    shipment_resolve_unknown,
 )
-from oms.core.models import Alert, SalesChannel
+from oms.core.models import Alert, AuditEntry, SalesChannel
 from oms.orders.models import Order, OrderStatus
 from tests.carriers.conformance import closed_port
 from tests.dispatch.test_tracking import usps_account
@@ -424,3 +426,52 @@ def test_the_sweep_books_a_shipment_whose_job_was_lost(channel, fedex):
     assert_bought_once(shipment, fedex)
     assert dispatch_sweep(now=timezone.now() + timedelta(minutes=10)) == 0
     assert len(fedex.requests_to(FEDEX_SHIP)) == 1
+
+
+# ------------------------------------------------------------------- a person settles an unknown purchase
+
+
+def test_a_manager_settles_an_unknown_purchase_and_the_order_is_booked_again(channel, fedex):
+    account = fedex_account(fedex)
+    shipment = draft(channel, account)
+    fedex.fail_next(503, after=True, path_contains=FEDEX_SHIP)
+    assert shipment_buy(shipment_id=shipment.pk).status == ShipmentStatus.UNKNOWN
+    with pytest.raises(DispatchError, match="only someone who may void"):
+        shipment_resolve_unknown(shipment=shipment, actor=staff_user("Packer"), reason="checked")
+    with pytest.raises(DispatchError, match="only a refused or voided"):
+        shipment_rebook(shipment=shipment, actor=None)
+    manager = staff_user("Manager", all_channels=True)
+    with pytest.raises(DispatchError, match="say what"):
+        shipment_resolve_unknown(shipment=shipment, actor=manager, reason=" ")
+
+    settled = shipment_resolve_unknown(shipment=shipment, actor=manager, reason="voided 7712 in FedEx Ship Manager")
+
+    assert settled.status == ShipmentStatus.FAILED
+    assert settled.live_key is None
+    assert unknown_alert(shipment) is None  # resolved
+    assert AuditEntry.objects.filter(verb="shipment.settle_unknown", object_id=str(shipment.pk)).exists()
+    again = shipment_rebook(shipment=settled, actor=manager)
+    assert shipment_buy(shipment_id=again.pk).status == ShipmentStatus.BOUGHT
+    assert fedex.shipments_booked == 2
+    with pytest.raises(DispatchError, match="not unknown"):
+        shipment_resolve_unknown(shipment=settled, actor=manager, reason="twice")
+
+
+def test_the_settle_button_works_for_a_manager_and_not_for_a_packer(channel, fedex, client):
+    shipment = draft(channel, fedex_account(fedex))
+    fedex.fail_next(503, after=True, path_contains=FEDEX_SHIP)
+    assert shipment_buy(shipment_id=shipment.pk).status == ShipmentStatus.UNKNOWN
+    url = f"/dispatch/shipments/{shipment.pk}/settle/"
+
+    client.force_login(staff_user("Packer"))
+    assert client.post(url, {"reason": "checked"}).status_code == 403
+    client.force_login(staff_user("Manager", all_channels=True))
+    page = client.get(f"/dispatch/shipments/{shipment.pk}/")
+    assert "Settle the unknown purchase" in page.content.decode()
+    empty = client.post(url, {"reason": ""}, follow=True)
+    assert "Not settled" in empty.content.decode()
+    assert fresh(shipment).status == ShipmentStatus.UNKNOWN
+    done = client.post(url, {"reason": "nothing in FedEx Ship Manager"}, follow=True)
+    assert done.status_code == 200
+    assert "Settled: no label is live" in done.content.decode()
+    assert fresh(shipment).status == ShipmentStatus.FAILED
