@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import mimetypes
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -598,44 +599,54 @@ def shipment_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "dispatch/shipment_detail.html", context)
 
 
-@require_POST
-@staff_view(VIEW_SHIPMENT, VOID)
-def shipment_void(request: HttpRequest, pk: int) -> HttpResponse:
+def _shipment_with_reason(
+    request: HttpRequest,
+    pk: int,
+    act: Callable[..., object],
+    *,
+    verb: str,
+    done: str,
+) -> HttpResponse:
+    """A POST that changes one shipment with a reason (void, settle): the outcome as a message on its page."""
     try:
         shipment = _shipment_or_refuse(request, pk)
     except Refused as refused:
         return _refusal(request, refused)
     form = VoidForm(request.POST)
     if not form.is_valid():
-        messages.error(request, f"Not voided: {_form_error_text(form)}")
+        messages.error(request, f"Not {verb}: {_form_error_text(form)}")
     else:
         try:
-            services.shipment_void(shipment=shipment, actor=request.user, reason=form.cleaned_data["reason"])
+            act(shipment=shipment, actor=request.user, reason=form.cleaned_data["reason"])
         except ValueError as exc:
-            messages.error(request, f"Not voided: {exc}")
+            messages.error(request, f"Not {verb}: {exc}")
         else:
-            messages.success(request, "Label voided. The order is back to packed: book it again when ready.")
+            messages.success(request, done)
     return _redirect(request, reverse("dispatch:shipment-detail", args=[shipment.pk]))
+
+
+@require_POST
+@staff_view(VIEW_SHIPMENT, VOID)
+def shipment_void(request: HttpRequest, pk: int) -> HttpResponse:
+    return _shipment_with_reason(
+        request,
+        pk,
+        services.shipment_void,
+        verb="voided",
+        done="Label voided. The order is back to packed: book it again when ready.",
+    )
 
 
 @require_POST
 @staff_view(VIEW_SHIPMENT, VOID)
 def shipment_settle(request: HttpRequest, pk: int) -> HttpResponse:
-    try:
-        shipment = _shipment_or_refuse(request, pk)
-    except Refused as refused:
-        return _refusal(request, refused)
-    form = VoidForm(request.POST)
-    if not form.is_valid():
-        messages.error(request, f"Not settled: {_form_error_text(form)}")
-    else:
-        try:
-            services.shipment_resolve_unknown(shipment=shipment, actor=request.user, reason=form.cleaned_data["reason"])
-        except ValueError as exc:
-            messages.error(request, f"Not settled: {exc}")
-        else:
-            messages.success(request, "Settled: no label is live. Book the order again when ready.")
-    return _redirect(request, reverse("dispatch:shipment-detail", args=[shipment.pk]))
+    return _shipment_with_reason(
+        request,
+        pk,
+        services.shipment_resolve_unknown,
+        verb="settled",
+        done="Settled: no label is live. Book the order again when ready.",
+    )
 
 
 @require_POST
