@@ -8,7 +8,7 @@ from rq import Retry
 
 from carriers.base import CarrierUnavailable
 from dispatch import services, services_checks, services_print, services_tracking
-from dispatch.models import PackingStation, PackSession
+from dispatch.models import Document, PackingStation, PackSession, PrintJob
 from dispatch.printers import PrinterUnavailable
 
 logger = logging.getLogger(__name__)
@@ -56,6 +56,14 @@ def packing_slip_print(session_id: int) -> int | None:
     if session is None or session.station_id is None:
         return None
     station = PackingStation.objects.select_related("document_printer", "label_printer").get(pk=session.station_id)
+    already = PrintJob.objects.filter(
+        document__order=session.order,
+        document__kind=Document.Kind.PACKING_SLIP,
+        created_at__gte=session.started_at,
+        reprint_of__isnull=True,
+    ).first()
+    if already is not None:  # RQ ran this job twice: one slip per order taken
+        return already.pk
     job = services_print.packing_slip_print(order=session.order, station=station, actor=session.packer)
     return job.pk if job else None
 

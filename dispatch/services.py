@@ -667,7 +667,7 @@ def _begin_attempt(shipment_id: int) -> tuple[Shipment, str, datetime | None]:
             return shipment, "stop", None
         if shipment.status == ShipmentStatus.UNKNOWN:
             return shipment, "stop", None
-        adapter_idempotent = carrier_adapter(shipment.carrier_account).idempotent_purchase
+        adapter_idempotent = carrier_class(shipment.carrier_account.kind).idempotent_purchase
         now = timezone.now()
         action = "buy"
         started = shipment.attempt_started_at

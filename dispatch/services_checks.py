@@ -83,13 +83,13 @@ def _scope(channel_ids: Collection[int] | None) -> Q:
     return Q() if channel_ids is None else Q(channel_id__in=list(channel_ids))
 
 
-def _late(now: datetime, channel_ids: Collection[int] | None) -> list[AttentionRow]:
+def _late(now: datetime, channel_ids: Collection[int] | None, limit: int | None) -> list[AttentionRow]:
     today = timezone.localdate(now)
     rows = []
     for order in (
         Order.objects.filter(_scope(channel_ids), status__in=NOT_SHIPPED, ship_by__lt=today)
         .select_related("channel")
-        .order_by("ship_by", "pk")
+        .order_by("ship_by", "pk")[:limit]
     ):
         assert order.ship_by is not None  # noqa: S101 - the filter says so; for mypy
         ship_day = timezone.make_aware(datetime.combine(order.ship_by, time.min))
@@ -110,7 +110,7 @@ def _late(now: datetime, channel_ids: Collection[int] | None) -> list[AttentionR
     return rows
 
 
-def _no_movement(now: datetime, channel_ids: Collection[int] | None) -> list[AttentionRow]:
+def _no_movement(now: datetime, channel_ids: Collection[int] | None, limit: int | None) -> list[AttentionRow]:
     cutoff = now - timedelta(days=settings.STUCK_NO_MOVEMENT_DAYS)
     scope = Q() if channel_ids is None else Q(order__channel_id__in=list(channel_ids))
     rows = []
@@ -124,7 +124,7 @@ def _no_movement(now: datetime, channel_ids: Collection[int] | None) -> list[Att
         .alias(moved_at=Coalesce("last_event_at", "bought_at"))
         .filter(moved_at__lt=cutoff)
         .select_related("order__channel", "carrier_account")
-        .order_by("pk")
+        .order_by("moved_at", "pk")[:limit]
     ):
         order = shipment.order
         since = shipment.last_event_at or shipment.bought_at
@@ -147,7 +147,7 @@ def _no_movement(now: datetime, channel_ids: Collection[int] | None) -> list[Att
     return rows
 
 
-def _on_hold(now: datetime, channel_ids: Collection[int] | None) -> list[AttentionRow]:
+def _on_hold(now: datetime, channel_ids: Collection[int] | None, limit: int | None) -> list[AttentionRow]:
     cutoff = now - timedelta(days=settings.STUCK_ON_HOLD_DAYS)
     rows = []
     for order in (
@@ -156,7 +156,7 @@ def _on_hold(now: datetime, channel_ids: Collection[int] | None) -> list[Attenti
         .filter(held_since__lt=cutoff)
         .select_related("channel")
         .prefetch_related("holds")
-        .order_by("held_since", "pk")
+        .order_by("held_since", "pk")[:limit]
     ):
         reasons = sorted(
             {hold.get_reason_display() for hold in order.holds.all() if hold.released_at is None}  # prefetched
@@ -189,7 +189,8 @@ def needs_attention(
     """Every stuck order, longest stuck first; `channel_ids` None means every channel."""
     now = now or timezone.now()
     wanted = [StuckKind(k) for k in kinds] if kinds is not None else list(StuckKind)
-    rows = [row for kind in wanted for row in CHECKS[kind](now, channel_ids)]
+    # Each check reads at most `limit` rows, oldest first: the longest stuck overall are among them.
+    rows = [row for kind in wanted for row in CHECKS[kind](now, channel_ids, limit)]
     rows.sort(key=lambda row: (row.since, row.order_id))
     return rows[:limit] if limit is not None else rows
 

@@ -8,7 +8,9 @@ from decimal import Decimal
 
 import pytest
 from django.conf import settings
+from django.db import connection
 from django.test import RequestFactory
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -147,3 +149,15 @@ def _get(rf: RequestFactory, user, **query):
     request = rf.get("/dispatch/attention/", query)
     request.user = user
     return needs_attention_list(request)
+
+
+def test_needs_attention_reads_only_the_longest_stuck(channel):
+    today = timezone.localdate()
+    for days in (9, 3, 6, 2):
+        ingested_order(channel, number=f"#LATE-{days}", ship_by=today - timedelta(days=days))
+    with CaptureQueriesContext(connection) as queries:
+        rows = needs_attention(limit=2)
+    assert [row.order_number for row in rows] == ["#LATE-9", "#LATE-6"]
+    late_reads = [q["sql"] for q in queries if "orders_order" in q["sql"] and "ship_by" in q["sql"]]
+    assert late_reads
+    assert all("LIMIT 2" in sql for sql in late_reads)

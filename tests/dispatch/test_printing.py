@@ -145,3 +145,16 @@ def test_the_slip_pdf_names_the_order_and_its_lines(channel):
     assert "MUG-BLUE" in text
     assert "TEE-M" in text
     assert "Leave at the back door" in text
+
+
+def test_the_slip_job_run_twice_prints_one_slip(channel, listener, django_capture_on_commit_callbacks):
+    from dispatch import jobs
+
+    station = PackingStation.objects.create(name="Bench 2", document_printer=thermal_printer(listener))
+    ingested_order(channel)
+    with django_capture_on_commit_callbacks(execute=True):
+        session = pack_next(packer=staff_user("Packer"), station=station)
+    assert session is not None
+    assert jobs.packing_slip_print(session.pk) == PrintJob.objects.get().pk  # RQ ran it again
+    assert PrintJob.objects.count() == 1
+    assert len(listener.wait_for(1)) == 1
