@@ -695,6 +695,18 @@ def test_admin_sees_every_channels_mismatches_and_filters_by_kind(client, admin_
     assert [m.sku for m in unknown.context["page"].items] == ["X"]
 
 
+def test_mismatch_list_shows_why_a_mismatch_was_raised(client, admin_user, listed):
+    channel = listed.lamp.listings.first().channel
+    StockMismatch.objects.create(
+        channel=channel, kind=MismatchKind.DUPLICATE_SKU, sku="DUP-1", note="2 items on the channel have this SKU: a, b"
+    )
+    client.force_login(admin_user)
+
+    response = client.get(reverse("inventory:mismatch-list"), {"kind": MismatchKind.DUPLICATE_SKU})
+
+    assert b'class="sub mismatch-note">2 items on the channel have this SKU: a, b<' in response.content
+
+
 def test_resolved_mismatches_are_not_listed(client, admin_user, listed):
     StockMismatch.objects.update(resolution=StockMismatch.Resolution.DISMISSED)
     client.force_login(admin_user)
