@@ -274,6 +274,7 @@ class ChannelListing(models.Model):
         indexes = [
             models.Index(fields=["channel", "push_pending", "push_urgent"], name="listing_push_queue"),
             models.Index(fields=["channel", "variant"], name="listing_channel_variant"),
+            models.Index(fields=["last_seen_at"], name="listing_last_seen"),
         ]
 
     def __str__(self) -> str:

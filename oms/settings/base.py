@@ -188,6 +188,9 @@ WEBHOOK_MAX_BODY_BYTES = 1024 * 1024
 INBOX_SWEEP_AFTER_SECONDS = env.int("INBOX_SWEEP_AFTER_SECONDS", default=120)
 # An inventory webhook that disagrees with the master counts as drift only after this long with no push to explain it.
 STOCK_DRIFT_GRACE_SECONDS = env.int("STOCK_DRIFT_GRACE_SECONDS", default=120)
+# The drift sweep (every minute) looks at what channels reported within this window; older reports are the
+# scheduled reconciliation's to find.
+STOCK_DRIFT_LOOKBACK_SECONDS = env.int("STOCK_DRIFT_LOOKBACK_SECONDS", default=6 * 3600)
 INBOX_MAX_ATTEMPTS = 8
 ORDER_BACKFILL_OVERLAP_SECONDS = 300
 # An order whose channel names no ship-by date must leave this many working days after the sale.

@@ -155,6 +155,29 @@ def test_our_own_echo_is_ignored_and_drift_is_recorded_after_the_grace(shops):
     assert stock_drift_sweep(now=timezone.now() + timedelta(minutes=6)) == 0  # recorded once
 
 
+def test_the_drift_sweep_reads_recent_reports_in_a_fixed_number_of_queries(
+    shops, settings, django_assert_max_num_queries
+):
+    channel, _ = shops[0]
+    skus = [f"MUG-{n}" for n in range(6)]
+    for sku in skus:
+        list_everywhere(shops, sku, 3)
+    # Every listing on the first shop reported 9 where we pushed 3: six drifts, recorded by the first sweep.
+    ChannelListing.objects.filter(channel=channel).update(last_seen_quantity=9, last_seen_at=timezone.now())
+    later = timezone.now() + timedelta(minutes=5)
+    assert stock_drift_sweep(now=later) == 6
+
+    # Known drifts are left out by the query itself: the second sweep costs the same whatever their number.
+    with django_assert_max_num_queries(1):
+        assert stock_drift_sweep(now=later + timedelta(minutes=1)) == 0
+
+    # A report older than the look-back is the scheduled reconciliation's to find, not the sweep's.
+    StockMismatch.objects.update(resolution=StockMismatch.Resolution.DISMISSED)
+    long_after = later + timedelta(seconds=settings.STOCK_DRIFT_LOOKBACK_SECONDS + 60)
+    assert stock_drift_sweep(now=long_after) == 0
+    assert stock_drift_sweep(now=later + timedelta(minutes=2)) == 6
+
+
 def test_a_sale_counted_by_the_channel_first_is_not_drift(shops, django_capture_on_commit_callbacks):
     items = list_everywhere(shops, "RUG", 2)
     channel, _ = shops[0]
