@@ -249,6 +249,13 @@ def main() -> None:
             load_end = time.perf_counter()
             drained = wait_quiet(300)
             print(f"posted in {load_end - start:.1f} s; HTTP statuses {dict(statuses)}; quiet {drained:.1f} s later")
+            if not quiet():
+                print(
+                    f"NOT QUIET after {drained:.0f} s: "
+                    f"{InboundEvent.objects.filter(status=InboundEvent.Status.PENDING).count()} inbox events pending, "
+                    f"{StockChange.objects.count()} outbox rows, "
+                    f"{ChannelListing.objects.filter(push_pending=True).count()} listings waiting for a push"
+                )
 
         # What was really allocated: a held line changes nothing to push.
         order_ids = {int(o.external_id): o.pk for o in Order.objects.filter(channel=channels[0])}

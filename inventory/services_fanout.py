@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
-from django.db.models import Exists, F, OuterRef, Q
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from redis.exceptions import RedisError
@@ -148,30 +148,43 @@ def _channel_lock(channel_id: int) -> Iterator[bool]:
             cache.delete(key)
 
 
+MAX_PUSH_ROUNDS = 5
+
+
+def _pushable(channel: SalesChannel) -> QuerySet[ChannelListing]:
+    return ChannelListing.objects.filter(
+        channel=channel, push_pending=True, paused=False, push_failures__lt=MAX_PUSH_FAILURES
+    )
+
+
 def channel_push_stock(*, channel: SalesChannel, batch: int = 250, max_batches: int = 40) -> PushReport:
     """Push every pending listing of one channel, urgent ones first, in batches the adapter takes at once.
 
-    One pusher per channel at a time (others return at once with skipped_locked). Raises ChannelError when
-    the channel is down or throttles past the adapter's own retries: the listings stay pending, with the
-    error recorded, for the job's retry.
+    One pusher per channel at a time: another one finds the lock taken and returns at once (skipped_locked),
+    leaving what it marked pending to the holder, which looks again each time it lets go of the lock. Raises
+    ChannelError when the channel is down or throttles past the adapter's own retries: the listings stay
+    pending, with the error recorded, for the job's retry.
     """
     report = PushReport()
-    with _channel_lock(channel.pk) as got:
-        if not got:
-            report.skipped_locked = True
-            return report
-        adapter = adapter_for_channel(channel)
-        for _ in range(max_batches):
-            listings = list(
-                ChannelListing.objects.filter(
-                    channel=channel, push_pending=True, paused=False, push_failures__lt=MAX_PUSH_FAILURES
+    adapter = adapter_for_channel(channel)
+    for _ in range(MAX_PUSH_ROUNDS):
+        with _channel_lock(channel.pk) as got:
+            if not got:
+                report.skipped_locked = True
+                return report
+            for _ in range(max_batches):
+                listings = list(
+                    _pushable(channel).select_related("variant").order_by("-push_urgent", "pending_since", "pk")[:batch]
                 )
-                .select_related("variant")
-                .order_by("-push_urgent", "pending_since", "pk")[:batch]
-            )
-            if not listings:
-                break
-            _push_batch(adapter, channel, listings, report)
+                if not listings:
+                    break
+                _push_batch(adapter, channel, listings, report)
+        # The lock is free again. A change marked pending after our last look, by a job that found the lock
+        # taken, is ours to push: without this look it would wait for the next sale or reconciliation.
+        if not _pushable(channel).exists():
+            return report
+    if not settings.OMS_JOBS_INLINE:
+        _wake(urgent=False)  # more than these rounds could take (a steady stream of sales): the next job goes on
     return report
 
 

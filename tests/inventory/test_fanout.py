@@ -8,6 +8,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from channels_adapters.base import ChannelLine, ChannelStock
@@ -115,6 +116,37 @@ def test_batches_of_250_with_zero_stock_changes_first(shops):
     assert len(second_batch) == 50
     assert first_batch[0]["inventoryItemId"] == last.external_id  # the sold-out SKU went first
     assert first_batch[0]["quantity"] == 0
+
+
+def test_a_change_left_by_a_pusher_that_found_the_lock_taken_is_pushed_by_the_holder(shops):
+    """The race of two fan-out jobs: the holder has just found nothing more to push, and before it lets go of
+    the channel's lock another job marks a listing pending and finds the lock taken. The holder must look
+    again once it lets go, or that change waits for the next sale."""
+    channel, emulator = shops[0]
+    first = list_everywhere([shops[0]], "PLATE-A", 4)[channel.slug]
+    second = list_everywhere([shops[0]], "PLATE-B", 4)[channel.slug]
+    stock_adjust(variant=stocked("PLATE-A", 0), location=location(), delta=-1, note="chipped", actor=None)
+    fanout_collect()
+    seen = {"pending_selects": 0, "skipped": None}
+
+    def other_job_in_the_window(execute, sql, params, many, context):
+        result = execute(sql, params, many, context)
+        if sql.startswith("SELECT") and "push_pending" in sql and "ORDER BY" in sql and seen["skipped"] is None:
+            seen["pending_selects"] += 1
+            if seen["pending_selects"] == 2:  # the holder's look that finds nothing more, the lock still held
+                seen["skipped"] = False
+                stock_adjust(variant=stocked("PLATE-B", 0), location=location(), delta=-4, note="sold", actor=None)
+                fanout_collect()
+                seen["skipped"] = channel_push_stock(channel=channel).skipped_locked
+        return result
+
+    with connection.execute_wrapper(other_job_in_the_window):
+        report = channel_push_stock(channel=channel)
+
+    assert seen["skipped"] is True
+    assert (emulator.available(first), emulator.available(second)) == (3, 0)
+    assert report.pushed == 2
+    assert not ChannelListing.objects.filter(push_pending=True).exists()
 
 
 def test_throttled_pushes_wait_and_go_through(shops):
