@@ -465,6 +465,8 @@ def test_escpos_connection_reset_mid_job_leaves_the_outcome_unknown() -> None:
 
         assert dropped.value.outcome_unknown is True
         assert dropped.value.retryable is False
+        # The listener's thread records the connection after it cut it; the sender may notice the cut first.
+        peer.wait_for(1)
         [connection] = peer.connections
         assert connection.data.startswith(b"\x1b@")
         assert not connection.closed_by_peer
