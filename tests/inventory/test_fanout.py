@@ -127,12 +127,12 @@ def test_a_change_left_by_a_pusher_that_found_the_lock_taken_is_pushed_by_the_ho
     second = list_everywhere([shops[0]], "PLATE-B", 4)[channel.slug]
     stock_adjust(variant=stocked("PLATE-A", 0), location=location(), delta=-1, note="chipped", actor=None)
     fanout_collect()
-    seen = {"pending_selects": 0, "skipped": None}
+    seen: dict[str, int | bool | None] = {"pending_selects": 0, "skipped": None}
 
     def other_job_in_the_window(execute, sql, params, many, context):
         result = execute(sql, params, many, context)
         if sql.startswith("SELECT") and "push_pending" in sql and "ORDER BY" in sql and seen["skipped"] is None:
-            seen["pending_selects"] += 1
+            seen["pending_selects"] = int(seen["pending_selects"] or 0) + 1
             if seen["pending_selects"] == 2:  # the holder's look that finds nothing more, the lock still held
                 seen["skipped"] = False
                 stock_adjust(variant=stocked("PLATE-B", 0), location=location(), delta=-4, note="sold", actor=None)
