@@ -10,6 +10,9 @@ from django.db import connection
 
 from tests.factories import sales_channel, shop_catalog, staff_user
 
+# The default storage on moto's S3 server: the fixtures s3_server and s3_storage.
+pytest_plugins = ["tests.s3"]
+
 
 def _on_sqlite() -> bool:
     return connection.vendor == "sqlite"

@@ -39,13 +39,13 @@ from dispatch.services_tracking import tracking_poll
 from inventory.models import StockLevel
 from oms.core.models import AuditEntry, InboundEvent, SalesChannel
 from oms.orders.models import Order, OrderEvent, OrderStatus
-from tests.dispatch.test_storage import BUCKET, s3_server, s3_storage  # noqa: F401  (fixtures)
 from tests.dispatch.test_tracking import SERVICE, USPS_TRACKING, usps_account
 from tests.emulators.escpos_listener import EscposListener
 from tests.emulators.printnode import PrintNodeEmulator
 from tests.emulators.shopify import ShopifyEmulator, webhook_delivery
 from tests.emulators.usps import USPSEmulator
 from tests.factories import WEBHOOK_SECRET, location, sales_channel, staff_user, stocked
+from tests.s3 import BUCKET
 
 pytestmark = pytest.mark.django_db
 
@@ -124,7 +124,7 @@ def test_a_shopify_order_is_packed_shipped_written_back_and_delivered(
     usps,
     printnode,
     listener,
-    s3_storage,  # noqa: F811  (the fixture)
+    s3_storage,
     settings,
     django_capture_on_commit_callbacks,
 ):

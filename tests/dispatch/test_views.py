@@ -60,12 +60,12 @@ from oms.core.models import AuditEntry
 from oms.orders.models import Order, OrderStatus
 from tests.carriers.conformance import closed_port
 from tests.dispatch.test_buying import fedex_account
-from tests.dispatch.test_storage import BUCKET, s3_server, s3_storage  # noqa: F401  (fixtures)
 from tests.dispatch.test_tracking import SERVICE, usps_account
 from tests.emulators.fedex import FedExEmulator
 from tests.emulators.shopify import ShopifyEmulator
 from tests.emulators.usps import USPSEmulator
 from tests.factories import ingested_order, location, sales_channel, shop_catalog, staff_user, stocked
+from tests.s3 import BUCKET
 
 pytestmark = pytest.mark.django_db
 HX = {"HTTP_HX_REQUEST": "true"}
@@ -958,7 +958,7 @@ def test_a_missing_file_or_shipment_is_a_404(client, bought, packer_user):
     assert client.get(reverse("dispatch:shipment-status", args=[999999]), **HX).status_code == 404
 
 
-def test_a_document_in_s3_is_streamed_back(client, s3_storage, packer_user):  # noqa: F811
+def test_a_document_in_s3_is_streamed_back(client, s3_storage, packer_user):
     doc = document_store(
         kind=Document.Kind.PICK_LIST, title="Pick list", content=PDF, content_type="application/pdf", filename="p.pdf"
     )
