@@ -12,6 +12,7 @@ from inventory.models import (
     Allocation,
     Bin,
     BundleComponent,
+    CatalogExport,
     CatalogImport,
     ChannelListing,
     Location,
@@ -179,3 +180,16 @@ class CatalogImportAdmin(ReadOnlyAdmin):
     list_filter = ("status", "file_format")
     search_fields = ("file_name",)
     exclude = ("content",)
+
+
+@admin.register(CatalogExport)
+class CatalogExportAdmin(ReadOnlyAdmin):
+    list_display = ("created_at", "file_format", "status", "rows", "created_by", "finished_at")
+    list_filter = ("status", "file_format")
+    list_select_related = ("created_by",)
+    exclude = ("file",)  # downloads go through the staff screen, which checks the permission
+    readonly_fields = ("stored_as",)
+
+    @admin.display(description="Stored as")
+    def stored_as(self, obj: CatalogExport) -> str:
+        return obj.file.name or "—"

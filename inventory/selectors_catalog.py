@@ -1,4 +1,6 @@
-"""Reads for catalog import and export: the export's rows (the import's format) and the import records' state."""
+"""Reads for catalog import and export: the export's rows (the import's format) and the state of the import and
+export records. The export's progress key lives here, not in its service, because that service reads the rows
+from this module."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from inventory.catalog_format import format_components, format_money, header_for
-from inventory.models import BundleComponent, CatalogImport, Location, StockLevel, Variant
+from inventory.models import BundleComponent, CatalogExport, CatalogImport, Location, StockLevel, Variant
 from inventory.services_catalog import JOB_TIMEOUT, progress_key
 
 _BATCH = 1000
@@ -29,6 +31,11 @@ def catalog_export_header(locations: list[Location]) -> list[str]:
 
 def _money(amount: Decimal | None) -> Decimal | None:
     return None if amount is None else Decimal(format_money(amount))
+
+
+def catalog_export_count() -> int:
+    """How many rows an export will have (for its progress bar)."""
+    return Variant.objects.count()
 
 
 def catalog_export_rows(*, locations: list[Location]) -> Iterator[list[Any]]:
@@ -104,6 +111,59 @@ def catalog_import_progress(record: CatalogImport) -> dict[str, Any]:
     return {
         "label": stored.get("label", default),
         "percent": min(int(stored.get("percent", 0)), 99),
+        "active": True,
+        "stalled": False,
+    }
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Export records
+
+
+def export_progress_key(export_id: int) -> str:
+    return f"inventory:catalog-export:{export_id}:progress"
+
+
+def catalog_export_recent(*, limit: int = 10) -> QuerySet[CatalogExport]:
+    return CatalogExport.objects.select_related("created_by")[:limit]
+
+
+def catalog_export_get(*, pk: int) -> CatalogExport:
+    return CatalogExport.objects.select_related("created_by").get(pk=pk)
+
+
+EXPORT_ACTIVE_STATUSES = (CatalogExport.Status.QUEUED, CatalogExport.Status.RUNNING)
+
+
+def catalog_export_stalled(record: CatalogExport) -> bool:
+    """Queued or running for longer than the job may run: its worker died (or no worker takes the queue)."""
+    return (
+        record.status in EXPORT_ACTIVE_STATUSES
+        and timezone.now() - (record.started_at or record.created_at) > STALLED_AFTER
+    )
+
+
+def catalog_export_progress(record: CatalogExport) -> dict[str, Any]:
+    """What the export's progress bar shows: a label, rows written so far and a percentage (of the variants
+    counted when the job started); 100 once the record reached an end state."""
+    if record.status not in EXPORT_ACTIVE_STATUSES:
+        return {
+            "label": record.get_status_display(),
+            "rows": record.rows,
+            "percent": 100,
+            "active": False,
+            "stalled": False,
+        }
+    if catalog_export_stalled(record):
+        return {"label": "Stalled", "rows": 0, "percent": 0, "active": False, "stalled": True}
+    stored = cache.get(export_progress_key(record.pk)) or {}
+    rows, total = int(stored.get("rows", 0)), int(stored.get("total", 0))
+    default = "Waiting for a worker" if record.status == CatalogExport.Status.QUEUED else "Starting"
+    return {
+        "label": stored.get("label", default),
+        "rows": rows,
+        "total": total,
+        "percent": min(rows * 100 // total, 99) if total else 0,
         "active": True,
         "stalled": False,
     }

@@ -25,6 +25,9 @@ urlpatterns = [
     path("catalog/import/<int:pk>/status/", views_catalog.catalog_import_status, name="catalog-import-status"),
     path("catalog/import/<int:pk>/confirm/", views_catalog.catalog_import_confirm, name="catalog-import-confirm"),
     path("catalog/export.<str:fmt>", views_catalog.catalog_export, name="catalog-export"),
+    path("catalog/exports/<int:pk>/", views_catalog.catalog_export_detail, name="catalog-export-detail"),
+    path("catalog/exports/<int:pk>/status/", views_catalog.catalog_export_status, name="catalog-export-status"),
+    path("catalog/exports/<int:pk>/download/", views_catalog.catalog_export_download, name="catalog-export-download"),
     # Stock sync of a channel and "Reconcile now" (inventory/views_reconcile.py)
     path("channels/<int:pk>/stock/", views_reconcile.channel_stock, name="channel-stock"),
     path("channels/<int:pk>/reconcile/", views_reconcile.channel_reconcile, name="channel-reconcile"),

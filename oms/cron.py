@@ -7,6 +7,7 @@ from rq import cron
 
 from dispatch import jobs as dispatch_jobs
 from inventory import jobs as inventory_jobs
+from inventory import jobs_catalog as inventory_catalog_jobs
 from oms.orders import jobs as order_jobs
 
 cron.register(order_jobs.backfills_due, queue_name="low", interval=60, name="orders-backfills-due")
@@ -16,6 +17,10 @@ cron.register(inventory_jobs.stock_fanout, queue_name="high", interval=60, name=
 cron.register(inventory_jobs.stock_drift_sweep, queue_name="low", interval=60, name="inventory-drift-sweep")
 # Enqueues a reconciliation ("low" queue) of each channel whose reconcile_every_minutes has passed.
 cron.register(inventory_jobs.reconciles_due, queue_name="low", interval=60, name="inventory-reconciles-due")
+# Catalog exports (files holding the whole catalog) and their records are deleted after a week.
+cron.register(
+    inventory_catalog_jobs.catalog_exports_prune, queue_name="low", interval=24 * 3600, name="inventory-exports-prune"
+)
 # Tracking written back and "on its way" e-mails whose job was lost or ran out of retries.
 cron.register(
     dispatch_jobs.shipments_after_ship_sweep, queue_name="low", interval=300, name="dispatch-after-ship-backstop"

@@ -1,9 +1,9 @@
 """The catalog import and export screens: permissions, upload -> dry run -> confirm -> import as jobs (inline
-here), the progress endpoint the page polls, bad files as form errors, and the exports."""
+here), the progress endpoint the page polls, bad files as form errors, and the exports (the XLSX export job is
+in test_catalog_export.py)."""
 
 from __future__ import annotations
 
-import io
 from datetime import timedelta
 
 import pytest
@@ -13,8 +13,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from inventory import jobs_catalog
-from inventory.models import CatalogImport, StockLevel, StockMovement, Variant
+from inventory.models import CatalogExport, CatalogImport, StockLevel, StockMovement, Variant
 from inventory.services_catalog import catalog_import_create, progress_key
+from inventory.services_catalog_export import catalog_export_create
 from tests.factories import location, staff_user, stocked
 from tests.inventory.catalog_files import csv_bytes, read_csv, row
 
@@ -46,18 +47,25 @@ def upload(client, data: bytes, name: str = "catalog.csv"):
 def test_roles_without_the_permission_get_403(client, main, role):
     client.force_login(staff_user(role))
     record = catalog_import_create(file_name="c.csv", content=csv_bytes([row("A-1")]), file_format="csv", actor=None)
+    export = catalog_export_create(file_format="xlsx", actor=None)
+    CatalogExport.objects.filter(pk=export.pk).update(status=CatalogExport.Status.DONE, file="exports/catalog/x.xlsx")
     urls = [
         reverse("inventory:catalog-import"),
         reverse("inventory:catalog-import-detail", args=[record.pk]),
         reverse("inventory:catalog-import-status", args=[record.pk]),
         reverse("inventory:catalog-export", args=["csv"]),
         reverse("inventory:catalog-export", args=["xlsx"]),
+        reverse("inventory:catalog-export-detail", args=[export.pk]),
+        reverse("inventory:catalog-export-status", args=[export.pk]),
+        reverse("inventory:catalog-export-download", args=[export.pk]),
     ]
     for url in urls:
         assert client.get(url).status_code == 403, url
     assert upload(client, csv_bytes([row("A-1")])).status_code == 403
     assert client.post(reverse("inventory:catalog-import-confirm", args=[record.pk])).status_code == 403
+    assert client.post(reverse("inventory:catalog-export", args=["xlsx"])).status_code == 403
     assert not Variant.objects.exists()
+    assert CatalogExport.objects.count() == 1
 
 
 def test_anonymous_users_are_sent_to_sign_in(client, main):
@@ -71,7 +79,10 @@ def test_the_page_shows_upload_exports_and_the_format(manager_client):
     assert response.status_code == 200
     body = response.content.decode()
     assert 'enctype="multipart/form-data"' in body
-    assert reverse("inventory:catalog-export", args=["xlsx"]) in body
+    # CSV is a download link; XLSX a form that starts an export job.
+    assert f'href="{reverse("inventory:catalog-export", args=["csv"])}"' in body
+    assert f'<form method="post" action="{reverse("inventory:catalog-export", args=["xlsx"])}"' in body
+    assert "No export yet." in body
     assert "bundle_components" in body
     assert 'data-nav="catalog"' in body
 
@@ -224,21 +235,20 @@ def test_export_csv_streams_the_catalog(manager_client, main):
     assert rows[1][-1] == "7"
 
 
-def test_export_xlsx(manager_client, main):
-    from openpyxl import load_workbook
-
+def test_get_export_xlsx_no_longer_builds_the_file_but_leads_to_the_export_button(manager_client, main):
     stocked("MUG-BLUE", 7, at=main)
     response = manager_client.get(reverse("inventory:catalog-export", args=["xlsx"]))
-    assert response.status_code == 200
-    assert "catalog-" in response["Content-Disposition"]
-    sheet = load_workbook(io.BytesIO(b"".join(response.streaming_content))).worksheets[0]
-    rows = list(sheet.iter_rows(values_only=True))
-    assert rows[1][2] == "MUG-BLUE"
-    assert rows[1][-1] == 7
+    assert response.status_code == 303
+    assert response["Location"] == reverse("inventory:catalog-import")
+    assert not CatalogExport.objects.exists()
+    page = manager_client.get(response["Location"]).content.decode()
+    assert "An XLSX export is prepared in the background" in page
 
 
 def test_export_of_another_format_is_404(manager_client):
     assert manager_client.get(reverse("inventory:catalog-export", args=["pdf"])).status_code == 404
+    assert manager_client.post(reverse("inventory:catalog-export", args=["pdf"])).status_code == 404
+    assert not CatalogExport.objects.exists()
 
 
 def test_a_job_that_died_shows_as_stalled_and_stops_polling(manager_client, main):
