@@ -59,6 +59,18 @@ def catalog_export_create(*, file_format: str, actor: Actor) -> CatalogExport:
     return record
 
 
+def catalog_export_streamed(*, actor: Actor) -> None:
+    """Audit a CSV export streamed straight to the browser: no CatalogExport record, the same data."""
+    audit_record(
+        actor=actor, verb="catalog.export", obj=None, after={"file_format": "csv", "streamed": True}, system=SYSTEM
+    )
+
+
+def catalog_export_downloaded(*, record: CatalogExport, actor: Actor) -> None:
+    """Audit each download of a stored export: who asked for the file is not always who takes it."""
+    audit_record(actor=actor, verb="catalog.export_download", obj=record, system=SYSTEM)
+
+
 class _Progress:
     """Rows written so far, into the cache a few times a second at most (one clock read per 500 rows)."""
 

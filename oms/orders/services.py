@@ -9,7 +9,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
@@ -289,6 +289,11 @@ def customer_note_add(*, customer: Customer, body: str, actor: Actor) -> Custome
     note = CustomerNote.objects.create(customer=customer, body=body, author=user)
     audit_record(actor=actor, verb="customer.note", obj=customer, after={"note": note.pk})
     return note
+
+
+def order_export_record(*, actor: Actor, filters: Mapping[str, str]) -> None:
+    """Audit who exported orders and with which filters: the file holds customers' names, emails and totals."""
+    audit_record(actor=actor, verb="order.export", obj=None, after={"filters": dict(filters)}, system="order export")
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -123,6 +123,8 @@ def test_export_xlsx_runs_as_a_job_and_the_file_matches_the_catalog(
     assert download["Content-Disposition"].endswith('.xlsx"')
     assert download["Cache-Control"] == "no-store"
     assert b"".join(download.streaming_content) == data
+    taken = AuditEntry.objects.get(verb="catalog.export_download")
+    assert (taken.actor, taken.object_id) == (manager, str(record.pk))
 
     # The import page lists it, with who asked and the download.
     listing = manager_client.get(reverse("inventory:catalog-import")).content.decode()

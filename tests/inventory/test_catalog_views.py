@@ -16,6 +16,7 @@ from inventory import jobs_catalog
 from inventory.models import CatalogExport, CatalogImport, StockLevel, StockMovement, Variant
 from inventory.services_catalog import catalog_import_create, progress_key
 from inventory.services_catalog_export import catalog_export_create
+from oms.core.models import AuditEntry
 from tests.factories import location, staff_user, stocked
 from tests.inventory.catalog_files import csv_bytes, read_csv, row
 
@@ -45,7 +46,8 @@ def upload(client, data: bytes, name: str = "catalog.csv"):
 
 @pytest.mark.parametrize("role", ["Packer", "Warehouse"])
 def test_roles_without_the_permission_get_403(client, main, role):
-    client.force_login(staff_user(role))
+    user = staff_user(role)
+    client.force_login(user)
     record = catalog_import_create(file_name="c.csv", content=csv_bytes([row("A-1")]), file_format="csv", actor=None)
     export = catalog_export_create(file_format="xlsx", actor=None)
     CatalogExport.objects.filter(pk=export.pk).update(status=CatalogExport.Status.DONE, file="exports/catalog/x.xlsx")
@@ -66,6 +68,7 @@ def test_roles_without_the_permission_get_403(client, main, role):
     assert client.post(reverse("inventory:catalog-export", args=["xlsx"])).status_code == 403
     assert not Variant.objects.exists()
     assert CatalogExport.objects.count() == 1
+    assert not AuditEntry.objects.filter(actor=user).exists()
 
 
 def test_anonymous_users_are_sent_to_sign_in(client, main):
@@ -233,6 +236,10 @@ def test_export_csv_streams_the_catalog(manager_client, main):
     assert rows[1][0] == "'-Mug"
     assert rows[1][2] == "MUG-BLUE"
     assert rows[1][-1] == "7"
+    # Streamed with no export record, it is still on the audit trail: who took every SKU, price and level.
+    audit = AuditEntry.objects.get(verb="catalog.export")
+    assert audit.actor == response.wsgi_request.user
+    assert audit.after == {"file_format": "csv", "streamed": True}
 
 
 def test_get_export_xlsx_no_longer_builds_the_file_but_leads_to_the_export_button(manager_client, main):

@@ -240,6 +240,26 @@ def test_limited_manager_export_holds_only_their_channel(client, manager, order_
     assert numbers == ["#A-100"]
 
 
+def test_an_order_export_is_audited_with_its_filters(client, manager, order_a):
+    client.force_login(manager)
+
+    rows = _csv(client.get(reverse("orders:order-export"), {"q": "#A", "status": "", "sort": "-placed"}))
+
+    assert [row[0] for row in rows[1:]] == ["#A-100"]
+    audit = AuditEntry.objects.get(verb="order.export")
+    assert audit.actor == manager
+    assert audit.after == {"filters": {"q": "#A", "sort": "-placed"}}
+
+
+def test_a_refused_or_invalid_export_is_not_audited(client, packer, manager, order_a):
+    client.force_login(packer)
+    assert client.get(reverse("orders:order-export")).status_code == 403
+    client.force_login(manager)
+    assert client.get(reverse("orders:order-export"), {"placed_from": "not a date"}).status_code == 302
+
+    assert not AuditEntry.objects.filter(verb="order.export").exists()
+
+
 def test_limited_manager_customers_are_scoped(client, manager, order_a, order_b):
     client.force_login(manager)
 
