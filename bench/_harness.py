@@ -101,6 +101,9 @@ def flush_redis(redis_url: str) -> None:
 
 @contextlib.contextmanager
 def gunicorn(env: dict[str, str], *, workers: int = 4, threads: int = 4) -> Iterator[str]:
+    # Production settings keep a manifest of static files: on a fresh clone, without it, every page that links a
+    # stylesheet answers 500 (bench/packing.py's sign-in page did, unnoticed) and WhiteNoise warns at start-up.
+    manage(env, "collectstatic", "--noinput", "--verbosity", "0")
     port = free_port()
     proc = subprocess.Popen(
         [
