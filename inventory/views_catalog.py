@@ -146,7 +146,8 @@ def catalog_export(request: HttpRequest, fmt: str) -> HttpResponseBase:
     if fmt != CatalogExport.Format.CSV:
         messages.info(request, "An XLSX export is prepared in the background: press Export XLSX, then download it.")
         return _see_other(reverse("inventory:catalog-import"))
-    services_catalog_export.catalog_export_streamed(actor=request.user)
+    if request.method == "GET":  # a HEAD takes no rows
+        services_catalog_export.catalog_export_streamed(actor=request.user)
     locations = selectors_catalog.catalog_export_locations()
     header = selectors_catalog.catalog_export_header(locations)
     rows = selectors_catalog.catalog_export_rows(locations=locations)
@@ -204,7 +205,8 @@ def catalog_export_download(request: HttpRequest, pk: int) -> HttpResponseBase:
         handle = record.file.open("rb")
     except OSError:
         raise Http404("This export's file is no longer stored.") from None
-    services_catalog_export.catalog_export_downloaded(record=record, actor=request.user)
+    if request.method == "GET":  # a HEAD takes no file
+        services_catalog_export.catalog_export_downloaded(record=record, actor=request.user)
     response = FileResponse(
         handle,
         as_attachment=True,

@@ -9,8 +9,8 @@ import json
 import logging
 import random
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -57,6 +57,7 @@ from oms.orders.models import (
     service_level_for,
 )
 from oms.orders.normalize import normalize_address, normalize_email, normalize_phone
+from oms.orders.selectors import OrderFilters
 from oms.orders.states import HOLDABLE, OPEN_STATES, IllegalTransition, base_status, can_transition
 
 logger = logging.getLogger(__name__)
@@ -291,9 +292,15 @@ def customer_note_add(*, customer: Customer, body: str, actor: Actor) -> Custome
     return note
 
 
-def order_export_record(*, actor: Actor, filters: Mapping[str, str]) -> None:
-    """Audit who exported orders and with which filters: the file holds customers' names, emails and totals."""
-    audit_record(actor=actor, verb="order.export", obj=None, after={"filters": dict(filters)}, system="order export")
+def order_export_record(*, actor: Actor, filters: OrderFilters) -> None:
+    """Audit who exported orders and with which filters: the file holds customers' names, emails and totals.
+    The filters are the validated ones the export applied (what was taken), not the raw query string."""
+    applied = {
+        name: value.isoformat() if isinstance(value, date) else value
+        for name, value in asdict(filters).items()
+        if value not in (None, "")
+    }
+    audit_record(actor=actor, verb="order.export", obj=None, after={"filters": applied}, system="order export")
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -125,6 +125,8 @@ def test_export_xlsx_runs_as_a_job_and_the_file_matches_the_catalog(
     assert b"".join(download.streaming_content) == data
     taken = AuditEntry.objects.get(verb="catalog.export_download")
     assert (taken.actor, taken.object_id) == (manager, str(record.pk))
+    assert manager_client.head(download_url).status_code == 200  # a HEAD takes no file: not a download
+    assert AuditEntry.objects.filter(verb="catalog.export_download").count() == 1
 
     # The import page lists it, with who asked and the download.
     listing = manager_client.get(reverse("inventory:catalog-import")).content.decode()

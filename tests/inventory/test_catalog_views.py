@@ -240,6 +240,9 @@ def test_export_csv_streams_the_catalog(manager_client, main):
     audit = AuditEntry.objects.get(verb="catalog.export")
     assert audit.actor == response.wsgi_request.user
     assert audit.after == {"file_format": "csv", "streamed": True}
+    # A HEAD takes no rows and is not recorded as an export.
+    assert manager_client.head(reverse("inventory:catalog-export", args=["csv"])).status_code == 200
+    assert AuditEntry.objects.filter(verb="catalog.export").count() == 1
 
 
 def test_get_export_xlsx_no_longer_builds_the_file_but_leads_to_the_export_button(manager_client, main):

@@ -243,12 +243,19 @@ def test_limited_manager_export_holds_only_their_channel(client, manager, order_
 def test_an_order_export_is_audited_with_its_filters(client, manager, order_a):
     client.force_login(manager)
 
-    rows = _csv(client.get(reverse("orders:order-export"), {"q": "#A", "status": "", "sort": "-placed"}))
+    params = {"q": " #A ", "state": "", "channel": order_a.channel_id, "placed_to": "2099-12-31", "junk": "x" * 50}
+    rows = _csv(client.get(reverse("orders:order-export"), params))
 
     assert [row[0] for row in rows[1:]] == ["#A-100"]
     audit = AuditEntry.objects.get(verb="order.export")
     assert audit.actor == manager
-    assert audit.after == {"filters": {"q": "#A", "sort": "-placed"}}
+    # The filters the export applied, validated; not whatever the query string carried.
+    assert audit.after == {
+        "filters": {"q": "#A", "channel_id": order_a.channel_id, "placed_to": "2099-12-31", "sort": "-placed"}
+    }
+    # A HEAD request takes no rows and is not recorded as an export.
+    assert client.head(reverse("orders:order-export")).status_code == 200
+    assert AuditEntry.objects.filter(verb="order.export").count() == 1
 
 
 def test_a_refused_or_invalid_export_is_not_audited(client, packer, manager, order_a):
